@@ -96,7 +96,9 @@ type MessageSentHook interface {
 type MessageSentFunc func(ctx context.Context, ev *MessageSentEvent) error
 
 // MessageSent calls f.
-func (f MessageSentFunc) MessageSent(ctx context.Context, ev *MessageSentEvent) error { return f(ctx, ev) }
+func (f MessageSentFunc) MessageSent(ctx context.Context, ev *MessageSentEvent) error {
+	return f(ctx, ev)
+}
 
 // ReceiversOfflineEvent describes a stored message some recipients missed.
 type ReceiversOfflineEvent struct {
@@ -315,4 +317,6 @@ func (f ClientOnlineFunc) ClientOnline(ctx context.Context, ev *ClientEvent) err
 type ClientOfflineFunc func(ctx context.Context, ev *ClientEvent) error
 
 // ClientOffline calls f.
-func (f ClientOfflineFunc) ClientOffline(ctx context.Context, ev *ClientEvent) error { return f(ctx, ev) }
+func (f ClientOfflineFunc) ClientOffline(ctx context.Context, ev *ClientEvent) error {
+	return f(ctx, ev)
+}

@@ -33,11 +33,11 @@ type Device struct {
 // Notification is one push to one device, built by the hub for an offline
 // member.
 type Notification struct {
-	ID       string // unique id of this notification (for idempotent delivery)
-	Device   Device
-	ConvID   string
-	From     string // sender client id
-	MsgID    string
+	ID     string // unique id of this notification (for idempotent delivery)
+	Device Device
+	ConvID string
+	From   string // sender client id
+	MsgID  string
 	// Payload is the rendered JSON object to send (alert, badge, sound,
 	// custom keys), with "_profile" and "_apns_team_id" already removed and
 	// badge "Increment" already replaced by the device's new badge.

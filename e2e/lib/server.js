@@ -1,0 +1,153 @@
+'use strict';
+// Harness: builds the example chat app (examples/chat) once per process and starts one
+// instance per scenario, on SQLite (a fresh temp file) or PostgreSQL (REALTIME_TEST_POSTGRES_DSN).
+// E2E_SERVER_URL=http://127.0.0.1:PORT skips building and starting: the tests then talk to
+// whatever server listens there (the reference stub, or an app started by hand).
+
+const { spawn, execFile } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const REPO_ROOT = path.resolve(__dirname, '../..');
+const BUILD_TIMEOUT_MS = 5 * 60 * 1000;
+const START_TIMEOUT_MS = 20 * 1000;
+
+/** A short random string that makes client ids and conversations unique per run. */
+const RUN_ID = crypto.randomBytes(4).toString('hex');
+
+let buildPromise;
+
+/** Builds ./examples/chat into a temp dir once per process; resolves to the binary path. */
+function buildApp() {
+  if (!buildPromise) {
+    buildPromise = new Promise((resolve, reject) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'realtime-e2e-bin-'));
+      const bin = path.join(dir, 'chat');
+      execFile('go', ['build', '-o', bin, './examples/chat'],
+        { cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 << 20 },
+        (err, stdout, stderr) => {
+          if (err) {
+            reject(new Error(`go build ./examples/chat failed: ${err.message}\n${stderr}`));
+            return;
+          }
+          resolve(bin);
+        });
+    });
+  }
+  return buildPromise;
+}
+
+/**
+ * The databases each scenario runs on. With E2E_SERVER_URL set there is one, "external".
+ * Each entry: {name, skip}: skip is false or a string saying why.
+ */
+function backends() {
+  if (process.env.E2E_SERVER_URL) return [{ name: 'external', skip: false }];
+  return [
+    { name: 'sqlite', skip: false },
+    {
+      name: 'postgres',
+      skip: process.env.REALTIME_TEST_POSTGRES_DSN
+        ? false
+        : 'REALTIME_TEST_POSTGRES_DSN is not set, PostgreSQL run skipped',
+    },
+  ];
+}
+
+let appSeq = 0;
+
+/**
+ * Starts the example app (or attaches to E2E_SERVER_URL) and resolves to
+ * {base, imServer, appId, appKey, backend, logs(), stop()}.
+ * imServer is the SDK's `server` option (base + '/im').
+ *
+ * @param {object} opts
+ * @param {string} opts.db 'sqlite' | 'postgres' | 'external'
+ * @param {string[]} [opts.args] extra command-line flags for the app
+ */
+async function startServer({ db = 'sqlite', args = [] } = {}) {
+  appSeq += 1;
+  // One Realtime per appId per process in SDK 5.x: every server in a process gets its own id.
+  const appId = process.env.E2E_APP_ID || `e2e${RUN_ID}${process.pid}x${appSeq}`;
+  const appKey = process.env.E2E_APP_KEY || 'e2e-app-key';
+  if (process.env.E2E_SERVER_URL || db === 'external') {
+    const base = (process.env.E2E_SERVER_URL || '').replace(/\/+$/, '');
+    if (!base) throw new Error('db "external" needs E2E_SERVER_URL');
+    return {
+      base, imServer: base + '/im', appId, appKey, backend: 'external', logs: () => '', stop: async () => {},
+    };
+  }
+
+  const bin = await buildApp();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'realtime-e2e-'));
+  let dbArg;
+  if (db === 'sqlite') {
+    dbArg = path.join(dir, 'chat.db');
+  } else if (db === 'postgres') {
+    dbArg = process.env.REALTIME_TEST_POSTGRES_DSN;
+    if (!dbArg) throw new Error('db "postgres" needs REALTIME_TEST_POSTGRES_DSN');
+  } else {
+    throw new Error(`unknown db ${db}`);
+  }
+
+  const argv = ['-addr', '127.0.0.1:0', '-db', dbArg, '-app-id', appId, ...args];
+  const child = spawn(bin, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const append = chunk => {
+    output += chunk.toString();
+    if (output.length > 1 << 20) output = output.slice(-(1 << 19));
+  };
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })));
+
+  const base = await new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err, value) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      if (err) reject(err); else resolve(value);
+    };
+    let seen = '';
+    const onData = chunk => {
+      seen += chunk.toString();
+      const m = /http:\/\/\S+/.exec(seen);
+      if (m) finish(null, m[0].replace(/[/.,;)"']+$/, ''));
+    };
+    child.stdout.on('data', onData);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(new Error(`example app printed no http:// URL within ${START_TIMEOUT_MS} ms; output:\n${output}`));
+    }, START_TIMEOUT_MS);
+    exited.then(({ code, signal }) =>
+      finish(new Error(`example app exited early (code ${code}, signal ${signal}); args ${argv.join(' ')}; output:\n${output}`)));
+  });
+
+  let stopped = false;
+  return {
+    base,
+    imServer: base + '/im',
+    appId,
+    appKey,
+    backend: db,
+    dir,
+    logs: () => output,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+module.exports = { startServer, backends, buildApp, RUN_ID, REPO_ROOT };

@@ -84,7 +84,8 @@ func isBuiltin(t Type) bool {
 //   - well-formed built-in and registered bodies.
 //
 // Built-in bodies must decode (see Decode) and have the fields their type
-// needs: image, audio, video and file messages an "_lcfile" with a "url";
+// needs: image, audio, video and file messages an "_lcfile" with a "url"
+// (and no negative metaData size, width, height or duration);
 // location messages an "_lcloc" with latitude in [-90, 90] and longitude in
 // [-180, 180]. Registered bodies must decode and pass their validator.
 //
@@ -129,6 +130,10 @@ func checkBuiltin(m *Message) error {
 	case Image, Audio, Video, File:
 		if m.File == nil || m.File.URL == "" {
 			return invalid("%s message needs _lcfile.url", m.Type)
+		}
+		if meta := m.File.Meta; meta != nil &&
+			(meta.Size < 0 || meta.Width < 0 || meta.Height < 0 || meta.Duration < 0) {
+			return invalid("_lcfile.metaData sizes and duration must not be negative")
 		}
 	case Location:
 		if m.Location == nil {

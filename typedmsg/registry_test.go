@@ -90,6 +90,8 @@ func TestValidate(t *testing.T) {
 		{name: "audio without url", in: `{"_lcfile":{"objId":"o"},"_lctype":-3}`, err: realtime.ErrInvalidMessage, detail: "audio message needs _lcfile.url"},
 		{name: "video empty url", in: `{"_lcfile":{"url":""},"_lctype":-4}`, err: realtime.ErrInvalidMessage, detail: "video message needs"},
 		{name: "file without file", in: `{"_lctype":-6}`, err: realtime.ErrInvalidMessage, detail: "file message needs"},
+		{name: "negative size", in: `{"_lcfile":{"url":"u","metaData":{"size":-1}},"_lctype":-6}`, err: realtime.ErrInvalidMessage, detail: "must not be negative"},
+		{name: "negative duration", in: `{"_lcfile":{"url":"u","metaData":{"duration":-0.5}},"_lctype":-3}`, err: realtime.ErrInvalidMessage, detail: "must not be negative"},
 		{name: "location missing", in: `{"_lctext":"here","_lctype":-5}`, err: realtime.ErrInvalidMessage, detail: "needs _lcloc"},
 		{name: "latitude out of range", in: `{"_lcloc":{"latitude":91,"longitude":0},"_lctype":-5}`, err: realtime.ErrInvalidMessage, detail: "latitude 91"},
 		{name: "longitude out of range", in: `{"_lcloc":{"latitude":0,"longitude":-180.5},"_lctype":-5}`, err: realtime.ErrInvalidMessage, detail: "longitude -180.5"},

@@ -274,15 +274,24 @@ func (m *matcher) replace(s, repl string) (string, bool) {
 				break
 			}
 		} else {
-			c := s[i]
-			r, w := rune(c), 1
-			if c >= utf8.RuneSelf {
-				r, w = utf8.DecodeRuneInString(s[i:])
+			if c := s[i]; c < utf8.RuneSelf {
+				// The common case inlined: ASCII at a node with a
+				// dense row.
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				if row := m.denseRow[state]; row >= 0 {
+					state = m.denseNext[row+int32(m.asciiClass[c])]
+				} else {
+					state = m.step(state, rune(c))
+				}
+				i++
+			} else {
+				r, w := utf8.DecodeRuneInString(s[i:])
+				state = m.step(state, m.fold.fold(r))
+				i += w
 			}
-			r = m.fold.fold(r)
-			i += w
 			runes++
-			state = m.step(state, r)
 			if n := int(m.longest[state]); n > 0 {
 				start := runes - n
 				if !have || start <= candRuneStart {

@@ -12,6 +12,7 @@ const { Realtime, Event, TextMessage, MessageQueryDirection } = require('leanclo
 let realtime;
 let client;
 const conversations = new Map();
+const sentMessages = new Map(); // id -> Message sent from this process, for update/recall
 
 function serializeMessage(m) {
   if (!m) return null;
@@ -63,9 +64,26 @@ async function conversation(cid) {
   return track(c);
 }
 
+/** Forwards the SDK's client events to the parent; called from the IMClient constructor. */
+function attach(c) {
+  c.on(Event.MESSAGE, (m, conv) => { track(conv); emit('message', serializeMessage(m)); });
+  c.on(Event.UNREAD_MESSAGES_COUNT_UPDATE, convs => {
+    convs.forEach(track);
+    emit('unread', convs.map(serializeConversation));
+  });
+  c.on(Event.CONFLICT, payload => emit('conflict', payload || {}));
+  c.on(Event.CLOSE, payload => emit('close', payload || {}));
+  c.on(Event.MESSAGE_UPDATE, (m, conv, reason) => emit('update', { message: serializeMessage(m), cid: conv.id, reason: reason || null }));
+  c.on(Event.MESSAGE_RECALL, (m, conv, reason) => emit('recall', { message: serializeMessage(m), cid: conv.id, reason: reason || null }));
+  c.on(Event.RECONNECT, () => emit('reconnect', {}));
+  c.on(Event.DISCONNECT, () => emit('disconnect', {}));
+}
+
 const ops = {
   async init({ appId, appKey, server, noBinary }) {
-    realtime = new Realtime({ appId, appKey, server, noBinary });
+    // Handlers attach in the IMClient constructor (a plugin hook), before the session opens,
+    // so the unread sync pushed right after login is forwarded too.
+    realtime = new Realtime({ appId, appKey, server, noBinary, plugins: [{ name: 'e2e-child', onIMClientCreate: attach }] });
     return true;
   },
   async login({ clientId, tag, isReconnect }) {
@@ -73,17 +91,6 @@ const ops = {
     if (tag !== undefined) opts.tag = tag;
     if (isReconnect !== undefined) opts.isReconnect = isReconnect;
     client = await realtime.createIMClient(clientId, opts);
-    client.on(Event.MESSAGE, (m, c) => { track(c); emit('message', serializeMessage(m)); });
-    client.on(Event.UNREAD_MESSAGES_COUNT_UPDATE, convs => {
-      convs.forEach(track);
-      emit('unread', convs.map(serializeConversation));
-    });
-    client.on(Event.CONFLICT, payload => emit('conflict', payload || {}));
-    client.on(Event.CLOSE, payload => emit('close', payload || {}));
-    client.on(Event.MESSAGE_UPDATE, (m, c, reason) => emit('update', { message: serializeMessage(m), cid: c.id, reason: reason || null }));
-    client.on(Event.MESSAGE_RECALL, (m, c, reason) => emit('recall', { message: serializeMessage(m), cid: c.id, reason: reason || null }));
-    client.on(Event.RECONNECT, () => emit('reconnect', {}));
-    client.on(Event.DISCONNECT, () => emit('disconnect', {}));
     return client.id;
   },
   async createConversation({ members, name, unique }) {
@@ -102,7 +109,30 @@ const ops = {
     if (mentionAll) m.mentionAll();
     if (attributes) m.setAttributes(attributes);
     const sent = await c.send(m, options || {});
+    if (sent.id) sentMessages.set(sent.id, sent);
     return serializeMessage(sent);
+  },
+  async update({ cid, mid, text }) {
+    const c = await conversation(cid);
+    const old = sentMessages.get(mid);
+    if (!old) throw new Error(`message ${mid} was not sent from this process`);
+    const updated = await c.update(old, new TextMessage(text));
+    sentMessages.set(mid, updated);
+    return serializeMessage(updated);
+  },
+  async recall({ cid, mid }) {
+    const c = await conversation(cid);
+    const old = sentMessages.get(mid);
+    if (!old) throw new Error(`message ${mid} was not sent from this process`);
+    return serializeMessage(await c.recall(old));
+  },
+  async pause() {
+    realtime.pause();
+    return true;
+  },
+  async resume() {
+    realtime.resume();
+    return true;
   },
   async read({ cid }) {
     const c = await conversation(cid);

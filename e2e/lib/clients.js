@@ -33,13 +33,13 @@ function ids(...names) {
  * A Realtime for the server. SDK 5.x allows one Realtime per appId per process; the harness
  * gives every server its own appId, so call this once per server.
  */
-function newRealtime(server, { noBinary = false, plugins, messageClasses = [] } = {}) {
+function newRealtime(server, { noBinary = false, plugins = [], messageClasses = [] } = {}) {
   const realtime = new Realtime({
     appId: server.appId,
     appKey: server.appKey,
     server: server.imServer,
     noBinary,
-    plugins,
+    plugins: [recordingPlugin, ...plugins],
   });
   if (messageClasses.length) realtime.register(messageClasses);
   return realtime;
@@ -53,6 +53,29 @@ function withTimeout(promise, ms, what) {
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The client events every IMClient records from its creation on (see eventsOf). */
+const CLIENT_EVENTS = [
+  Event.MESSAGE, Event.UNREAD_MESSAGES_COUNT_UPDATE, Event.CONFLICT, Event.CLOSE,
+  Event.MESSAGE_UPDATE, Event.MESSAGE_RECALL, Event.DISCONNECT, Event.RECONNECT,
+];
+
+/**
+ * An SDK plugin that attaches a Recorder to each IMClient in its constructor, before the
+ * session opens: the unread sync pushed right after login is then never missed.
+ */
+const recordingPlugin = {
+  name: 'e2e-recorder',
+  onIMClientCreate(client) {
+    Object.defineProperty(client, '__e2eEvents', { value: new Recorder(client, CLIENT_EVENTS) });
+  },
+};
+
+/** The Recorder of a client created through newRealtime(): every event since creation. */
+function eventsOf(client) {
+  if (!client.__e2eEvents) throw new Error('client was not created through newRealtime()');
+  return client.__e2eEvents;
 }
 
 /** Logs a client in with a timeout. */
@@ -281,6 +304,7 @@ module.exports = {
   ids,
   newRealtime,
   login,
+  eventsOf,
   waitFor,
   expectNoEvent,
   Recorder,

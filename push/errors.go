@@ -39,10 +39,14 @@ type ProviderError struct {
 }
 
 func (e *ProviderError) Error() string {
-	if e.Reason != "" {
-		return fmt.Sprintf("push: %s: %d %s", e.Provider, e.StatusCode, e.Reason)
+	reason := e.Reason
+	if reason == "" {
+		reason = http.StatusText(e.StatusCode)
 	}
-	return fmt.Sprintf("push: %s: %d %s", e.Provider, e.StatusCode, http.StatusText(e.StatusCode))
+	if e.StatusCode == 0 {
+		return fmt.Sprintf("push: %s: %s", e.Provider, reason)
+	}
+	return fmt.Sprintf("push: %s: %d %s", e.Provider, e.StatusCode, reason)
 }
 
 // Unwrap returns realtime.ErrBadDeviceToken or ErrPermanent according to

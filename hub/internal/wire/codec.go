@@ -17,6 +17,11 @@ const (
 	// frame (the SDK's noBinary option, for runtimes without binary
 	// websockets).
 	ProtocolBase64 = "lc.proto2base64.3"
+	// ProtocolBinaryV1 and ProtocolBase64V1 are the same framing for
+	// clients that sync by server push: the mobile SDKs without the unread
+	// notification option.
+	ProtocolBinaryV1 = "lc.protobuf2.1"
+	ProtocolBase64V1 = "lc.proto2base64.1"
 )
 
 // ErrEmptyFrame is returned for a frame with no bytes.

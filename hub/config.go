@@ -1,0 +1,263 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	realtime "github.com/leanhub/realtime"
+)
+
+// Config configures a Hub. A nil *Config, and every zero field, means the
+// documented default.
+//
+// Security: with the zero Config ANY client may log in as ANY client id,
+// create conversations and read the history of conversations it is a member
+// of, exactly like a LeanCloud app without signatures. Production apps set
+// Authenticator (or MasterKey with signatures) and AllowedOrigins.
+type Config struct {
+	// AppID is the LeanCloud app id this hub serves; sessions opened for
+	// another app id are refused with 4100. "" accepts any app id.
+	AppID string
+	// AppKey is checked on REST calls (X-LC-Key) when set.
+	AppKey string
+	// MasterKey, when set with one of the Require*Signature switches,
+	// verifies LeanCloud-compatible HMAC-SHA1 signatures.
+	MasterKey string
+	// RequireLoginSignature refuses session opens without a valid signature
+	// (4102). Needs MasterKey.
+	RequireLoginSignature bool
+	// RequireConversationSignature refuses conversation start/add/remove
+	// without a valid signature (4302). Needs MasterKey.
+	RequireConversationSignature bool
+	// SignatureMaxAge is how old a signature's timestamp may be (and how far
+	// in the future). Default 1 hour.
+	SignatureMaxAge time.Duration
+
+	// Authenticator, when set, decides every session open.
+	Authenticator Authenticator
+
+	// PublicURL is the base URL clients reach the hub at, e.g.
+	// "https://chat.example.com/im". When empty, the router endpoint derives
+	// the websocket URL from the request (Host, X-Forwarded-Proto,
+	// X-Forwarded-Host) and the mount prefix.
+	PublicURL string
+	// AllowedOrigins lists origin host patterns (path.Match syntax, e.g.
+	// "example.com", "*.example.com", "localhost:*") that may open
+	// websockets and call the REST endpoints from a browser. nil allows
+	// every origin; an empty non-nil slice allows same-origin pages only.
+	AllowedOrigins []string
+
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// Hooks are values implementing any of the realtime.*Hook interfaces
+	// (MessageReceivedHook, ReceiversOfflineHook, ...). Each is
+	// type-asserted once, in New; several values may implement the same
+	// hook: they run in order.
+	Hooks []any
+	// HookTimeout bounds each hook call. Default 5 s.
+	HookTimeout time.Duration
+	// HookFailure decides what a failed hook (error, timeout, panic) does.
+	// Default HookFailureIgnore, as on LeanCloud.
+	HookFailure HookFailurePolicy
+
+	// Pusher sends push notifications to offline members' devices. nil
+	// disables push.
+	Pusher realtime.Pusher
+	// PushTemplate is the static push content (a JSON object string) used
+	// when neither a ReceiversOffline hook nor the sender's pushData gives
+	// one; it may contain ${convId}, ${timestamp} and ${fromClientId}.
+	// Empty means no push unless pushData or a hook provides content.
+	PushTemplate string
+	// DeviceStore keeps push devices and the push queue. Default: the
+	// Store, when it implements realtime.DeviceStore.
+	DeviceStore realtime.DeviceStore
+
+	// DisableEdit and DisableRecall switch off message editing and
+	// recalling by clients (LeanCloud's "allow editing/recalling with SDK";
+	// both on by default here). Clients then get 4406 / 4407.
+	DisableEdit   bool
+	DisableRecall bool
+	// MemberChange decides who may add or remove other members. Default
+	// MembersMayChange.
+	MemberChange MemberChangePolicy
+
+	// SessionTokenTTL is the lifetime of session tokens (used by reconnects).
+	// Default 24 hours.
+	SessionTokenTTL time.Duration
+	// SessionSecret signs session tokens. Default: random per process (tokens
+	// then do not survive a restart; clients simply log in again).
+	SessionSecret []byte
+
+	// PingInterval is how often the hub pings an idle socket; a socket that
+	// does not answer within PingTimeout is closed (and its clients' will
+	// messages sent). Defaults 30 s and 20 s.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// LoginTimeout closes sockets that open no session in time. Default 60 s.
+	LoginTimeout time.Duration
+	// WriteTimeout bounds one write to a socket. Default 10 s.
+	WriteTimeout time.Duration
+
+	// Limits; see Limits.
+	Limits Limits
+
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// Limits bound what one client can make the hub do. Zero fields take the
+// defaults given; each limit answers with a coded error when hit.
+type Limits struct {
+	// MaxFrameSize is the largest websocket frame read (4109 and close).
+	// Default 64 KiB.
+	MaxFrameSize int64
+	// MaxMessageSize is the largest message body (4409). Default 5 KiB, as
+	// on LeanCloud.
+	MaxMessageSize int
+	// MaxMembers is the most members a conversation can have (4304). Default
+	// 500 for normal conversations.
+	MaxMembers int
+	// MaxQueryLimit caps conversation query and history page sizes. Default
+	// 100 (history: 1000).
+	MaxQueryLimit int
+	// MaxMentions is the most client ids in a mention list (4410). Default
+	// 100.
+	MaxMentions int
+	// SendRate and SendBurst are a token bucket per client and socket for
+	// messages (4116). Defaults 50/s and 100.
+	SendRate  float64
+	SendBurst int
+	// MaxSessionsPerSocket is how many client ids one socket may multiplex.
+	// Default 16.
+	MaxSessionsPerSocket int
+	// OutboundQueue is the number of frames waiting for a slow socket before
+	// it is closed as a slow consumer. Default 1024.
+	OutboundQueue int
+	// MaxPushDataSize is the largest pushData accepted (larger falls back to
+	// the template). Default 4 KiB.
+	MaxPushDataSize int
+}
+
+// HookFailurePolicy decides what happens when a hook fails.
+type HookFailurePolicy int
+
+const (
+	// HookFailureIgnore logs the failure and goes on as if the hook were
+	// absent (LeanCloud's default).
+	HookFailureIgnore HookFailurePolicy = iota
+	// HookFailureRefuse refuses the client's request with 4200.
+	HookFailureRefuse
+)
+
+// MemberChangePolicy decides who may add or remove other members.
+type MemberChangePolicy int
+
+const (
+	// MembersMayChange lets any member add others and remove others.
+	MembersMayChange MemberChangePolicy = iota
+	// CreatorMayChange lets only the creator add or remove others; anyone
+	// may still leave.
+	CreatorMayChange
+	// NobodyMayChange lets no client change members of others (the Go API
+	// still can); anyone may still leave.
+	NobodyMayChange
+)
+
+// LoginRequest is what an Authenticator sees.
+type LoginRequest struct {
+	// HTTP is the websocket upgrade request: the host app's cookies and
+	// headers are there. Do not read its body.
+	HTTP     *http.Request
+	AppID    string
+	ClientID string
+	Tag      string
+	DeviceID string
+	// Reconnect is true for the SDK's automatic re-login.
+	Reconnect bool
+	// Signature fields sent by the client (signatureFactory).
+	Signature string
+	Timestamp int64
+	Nonce     string
+}
+
+// Authenticator decides whether a client may open a session. Return nil to
+// allow, a *realtime.Error to refuse with its code (e.g.
+// realtime.ErrSignatureFailed), any other error to refuse with 4102.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *LoginRequest) error
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, req *LoginRequest) error
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, req *LoginRequest) error {
+	return f(ctx, req)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if (out.RequireLoginSignature || out.RequireConversationSignature) && out.MasterKey == "" {
+		return out, errors.New("hub: signatures required but MasterKey is empty")
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&out.SignatureMaxAge, time.Hour)
+	def(&out.HookTimeout, 5*time.Second)
+	def(&out.SessionTokenTTL, 24*time.Hour)
+	def(&out.PingInterval, 30*time.Second)
+	def(&out.PingTimeout, 20*time.Second)
+	def(&out.LoginTimeout, 60*time.Second)
+	def(&out.WriteTimeout, 10*time.Second)
+	l := &out.Limits
+	if l.MaxFrameSize <= 0 {
+		l.MaxFrameSize = 64 << 10
+	}
+	if l.MaxMessageSize <= 0 {
+		l.MaxMessageSize = 5 << 10
+	}
+	if l.MaxMembers <= 0 {
+		l.MaxMembers = 500
+	}
+	if l.MaxQueryLimit <= 0 {
+		l.MaxQueryLimit = 100
+	}
+	if l.MaxMentions <= 0 {
+		l.MaxMentions = 100
+	}
+	if l.SendRate <= 0 {
+		l.SendRate = 50
+	}
+	if l.SendBurst <= 0 {
+		l.SendBurst = 100
+	}
+	if l.MaxSessionsPerSocket <= 0 {
+		l.MaxSessionsPerSocket = 16
+	}
+	if l.OutboundQueue <= 0 {
+		l.OutboundQueue = 1024
+	}
+	if l.MaxPushDataSize <= 0 {
+		l.MaxPushDataSize = 4 << 10
+	}
+	if out.Clock == nil {
+		out.Clock = time.Now
+	}
+	return out, nil
+}
+
+// errFromHook is what a failed hook turns into under HookFailureRefuse.
+var errFromHook = realtime.ErrInternal.WithDetail("hook failed")

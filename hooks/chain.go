@@ -6,14 +6,17 @@ import (
 	"github.com/leanhub/realtime"
 )
 
-// Chain returns a MessageReceivedHook that runs hooks in order, as one hook
-// with one place in the hub's hook list: for example a keyword filter first,
-// then an app hook that must see the filtered text.
+// Chain returns a MessageReceivedHook that runs hooks in order as one hook.
+// The hub already runs the hooks of its list in order with the same rules;
+// Chain is for handing out several hooks as one value (a library's policy, a
+// test) and for giving them one timeout and one failure between them: the
+// hub times and counts the chain as a single hook.
 //
 // Each hook sees the message as the hooks before it left it (body and
 // recipients rewritten, the event otherwise shared). The first drop or error
 // stops the chain and is returned as is. Otherwise the results are merged:
-// the last rewritten body wins together with its PatchCode and PatchReason,
+// the final body is returned with the PatchCode and PatchReason of the last
+// hook that changed it (a Data equal to the body a hook saw is no change),
 // and the last recipient list wins. The result is nil when no hook changed
 // anything. Nil hooks are skipped.
 func Chain(hooks ...realtime.MessageReceivedHook) realtime.MessageReceivedHook {
@@ -42,7 +45,11 @@ func (c chain) MessageReceived(ctx context.Context, ev *realtime.MessageEvent) (
 		if res.Drop {
 			return res, nil
 		}
-		if res.Data == nil && res.To == nil {
+		data := res.Data
+		if data != nil && cur.Message != nil && *data == cur.Message.Data {
+			data = nil // an unchanged body is no rewrite, as in the hub
+		}
+		if data == nil && res.To == nil {
 			continue
 		}
 		if merged == nil {
@@ -51,13 +58,13 @@ func (c chain) MessageReceived(ctx context.Context, ev *realtime.MessageEvent) (
 		// Later hooks get a copy of the event: the caller's event and
 		// message stay as the hub made them.
 		next := *cur
-		if res.Data != nil {
-			data := *res.Data
-			merged.Data = &data
+		if data != nil {
+			body := *data
+			merged.Data = &body
 			merged.PatchCode, merged.PatchReason = res.PatchCode, res.PatchReason
 			if cur.Message != nil {
 				msg := *cur.Message
-				msg.Data = data
+				msg.Data = body
 				next.Message = &msg
 			}
 		}

@@ -45,6 +45,21 @@ func TestChain(t *testing.T) {
 		}
 	})
 
+	t.Run("same body is no rewrite", func(t *testing.T) {
+		var seen []string
+		same := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {
+			data := ev.Message.Data
+			return &realtime.MessageReceivedResult{Data: &data, PatchCode: 3}, nil
+		})
+		res, _ := Chain(rewrite("1", 1, &seen), same).MessageReceived(ctx, newEvent())
+		if res == nil || *res.Data != "m1" || res.PatchCode != 1 {
+			t.Fatalf("got %+v", res)
+		}
+		if res, _ := Chain(same).MessageReceived(ctx, newEvent()); res != nil {
+			t.Fatalf("unchanged body reported: %+v", res)
+		}
+	})
+
 	t.Run("recipients passed on", func(t *testing.T) {
 		var sawTo []string
 		narrow := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {

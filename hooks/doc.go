@@ -17,11 +17,13 @@
 //		}
 //		return nil, nil
 //	})
-//	h, err := hub.New(store, hub.Config{Hooks: []any{filter, noLinks}})
+//	h, err := hub.New(store, &hub.Config{Hooks: []any{filter, noLinks}})
 //
 // Here filter rewrites new messages and edits (it implements both
 // MessageReceivedHook and MessageUpdateHook), and noLinks refuses messages
-// with links: the sender's send fails with 4402 and appCode 1001.
+// with links: the sender's send fails with 4402 and appCode 1001. The hub
+// runs hooks of one event in the order of the list, each seeing the
+// previous one's rewrite, so noLinks sees the filtered text.
 // Reload the word list at run time with filter.ReloadFile, for example on
 // SIGHUP; sending goes on meanwhile.
 //

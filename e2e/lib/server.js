@@ -101,6 +101,10 @@ async function startServer({ db = 'sqlite', args = [] } = {}) {
   };
   child.stdout.on('data', append);
   child.stderr.on('data', append);
+  if (process.env.E2E_SERVER_LOG) {
+    // The app logs to stderr; show it, tagged, for debugging a failing scenario.
+    child.stderr.on('data', chunk => process.stderr.write(chunk.toString().replace(/^(?=.)/gm, `[${db} app] `)));
+  }
   const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })));
 
   const base = await new Promise((resolve, reject) => {

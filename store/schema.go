@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// migration is one schema step. Steps are applied in order, each once, and
+// recorded in schema_migrations. Never edit a released step: append a new
+// one. Statements use {bool} and {blob} for the column types that differ
+// between the dialects.
+type migration struct {
+	version int
+	stmts   []string
+}
+
+var migrations = []migration{
+	{1, []string{
+		`CREATE TABLE IF NOT EXISTS conversations (
+			id TEXT PRIMARY KEY,
+			name TEXT NOT NULL DEFAULT '',
+			creator TEXT NOT NULL DEFAULT '',
+			attrs TEXT NOT NULL DEFAULT '{}',
+			is_transient {bool} NOT NULL DEFAULT FALSE,
+			is_system {bool} NOT NULL DEFAULT FALSE,
+			is_unique {bool} NOT NULL DEFAULT FALSE,
+			unique_key TEXT UNIQUE,
+			is_temporary {bool} NOT NULL DEFAULT FALSE,
+			expires_at BIGINT NOT NULL DEFAULT 0,
+			muted TEXT NOT NULL DEFAULT '[]',
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			member_count INTEGER NOT NULL DEFAULT 0,
+			seq BIGINT NOT NULL DEFAULT 0,
+			last_ts BIGINT NOT NULL DEFAULT 0,
+			last_mid TEXT NOT NULL DEFAULT '',
+			mention_all_seq BIGINT NOT NULL DEFAULT 0
+		)`,
+		`CREATE TABLE IF NOT EXISTS members (
+			conv_id TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			joined_at BIGINT NOT NULL,
+			delivered_ts BIGINT NOT NULL DEFAULT 0,
+			read_ts BIGINT NOT NULL DEFAULT 0,
+			read_seq BIGINT NOT NULL DEFAULT 0,
+			read_mid TEXT NOT NULL DEFAULT '',
+			mention_seq BIGINT NOT NULL DEFAULT 0,
+			PRIMARY KEY (conv_id, client_id)
+		)`,
+		`CREATE INDEX IF NOT EXISTS members_client ON members (client_id)`,
+		`CREATE TABLE IF NOT EXISTS messages (
+			id TEXT PRIMARY KEY,
+			conv_id TEXT NOT NULL,
+			seq BIGINT NOT NULL,
+			ts BIGINT NOT NULL,
+			from_id TEXT NOT NULL,
+			client_msg_id TEXT,
+			data TEXT NOT NULL DEFAULT '',
+			bin {blob},
+			lctype INTEGER NOT NULL DEFAULT 0,
+			mention_all {bool} NOT NULL DEFAULT FALSE,
+			mention_pids TEXT NOT NULL DEFAULT '',
+			receipt {bool} NOT NULL DEFAULT FALSE,
+			patch_ts BIGINT NOT NULL DEFAULT 0,
+			recalled {bool} NOT NULL DEFAULT FALSE,
+			patch_code INTEGER NOT NULL DEFAULT 0,
+			patch_reason TEXT NOT NULL DEFAULT ''
+		)`,
+		// History and cursor lookups; timestamps are unique per conversation.
+		`CREATE UNIQUE INDEX IF NOT EXISTS messages_conv_ts ON messages (conv_id, ts)`,
+		// De-duplication of retried sends; NULL client_msg_id is not unique.
+		`CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages (from_id, client_msg_id)`,
+		// PatchesSince: only patched messages are indexed.
+		`CREATE INDEX IF NOT EXISTS messages_patch ON messages (conv_id, patch_ts) WHERE patch_ts > 0`,
+		`CREATE TABLE IF NOT EXISTS wills (
+			client_id TEXT PRIMARY KEY,
+			body TEXT NOT NULL,
+			set_at BIGINT NOT NULL
+		)`,
+		`CREATE TABLE IF NOT EXISTS devices (
+			platform TEXT NOT NULL,
+			token TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			topic TEXT NOT NULL DEFAULT '',
+			profile TEXT NOT NULL DEFAULT '',
+			badge INTEGER NOT NULL DEFAULT 0,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (platform, token)
+		)`,
+		`CREATE INDEX IF NOT EXISTS devices_client ON devices (client_id)`,
+		`CREATE TABLE IF NOT EXISTS push_queue (
+			id TEXT PRIMARY KEY,
+			body TEXT NOT NULL,
+			attempts INTEGER NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL,
+			due_at BIGINT NOT NULL,
+			lease_until BIGINT NOT NULL DEFAULT 0
+		)`,
+		`CREATE INDEX IF NOT EXISTS push_queue_due ON push_queue (due_at)`,
+	}},
+}
+
+// SchemaVersion is the schema version this package migrates to.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// advisoryLockKey serializes migrations across processes on PostgreSQL.
+const advisoryLockKey = 0x6c65616e // "lean"
+
+func (s *SQL) ddl(stmt string) string {
+	if s.pg {
+		return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BYTEA").Replace(stmt)
+	}
+	return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BLOB").Replace(stmt)
+}
+
+// migrate brings the schema to the newest version. It is safe to run twice
+// and from several processes at once: on PostgreSQL the whole run holds a
+// transaction-scoped advisory lock; on SQLite it runs in one BEGIN
+// IMMEDIATE transaction, which excludes other writers.
+func (s *SQL) migrate(ctx context.Context) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer conn.Close()
+	begin := "BEGIN IMMEDIATE"
+	if s.pg {
+		begin = "BEGIN"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		return fmt.Errorf("store: migrate: begin: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if s.pg {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", advisoryLockKey); err != nil {
+			return fmt.Errorf("store: migrate: lock: %w", err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		applied_at BIGINT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var current int
+	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("store: migrate: read version: %w", err)
+	}
+	if current > SchemaVersion() {
+		return fmt.Errorf("store: database schema version %d is newer than this package's %d", current, SchemaVersion())
+	}
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		for _, stmt := range m.stmts {
+			if _, err := conn.ExecContext(ctx, s.ddl(stmt)); err != nil {
+				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+			m.version, s.nowMs()); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", m.version, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("store: migrate: commit: %w", err)
+	}
+	done = true
+	return nil
+}

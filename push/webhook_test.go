@@ -171,3 +171,34 @@ func TestMultiAndLog(t *testing.T) {
 		t.Errorf("log line %q", buf.String())
 	}
 }
+
+// A token the receiver refuses is unregistered through the whole chain:
+// Webhook answer 410 -> ProviderError -> Queue -> DeviceStore.
+func TestQueueWithWebhookUnregisters(t *testing.T) {
+	secret := []byte("k")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ev, err := VerifyWebhook(secret, r)
+		if err != nil {
+			t.Error(err)
+		}
+		if ev != nil && ev.Device.Token == "dead" {
+			w.WriteHeader(http.StatusGone)
+		}
+	}))
+	defer srv.Close()
+	store := newMemStore()
+	for _, tok := range []string{"dead", "alive"} {
+		store.RegisterDevice(t.Context(), realtime.Device{ClientID: "bob", Platform: realtime.PlatformWeb, Token: tok})
+	}
+	q, _ := startQueue(t, store, &Webhook{URL: srv.URL, Secret: secret, Client: srv.Client()}, QueueOptions{})
+	devices, _ := store.Devices(t.Context(), []string{"bob"})
+	r, _ := Render(RenderInput{PushData: []byte(`{"alert":"hi"}`)})
+	ns, _ := r.Notifications(t.Context(), store, devices, Origin{MsgID: "m"}, time.Now())
+	q.Enqueue(t.Context(), ns...)
+	eventually(t, "delivery", func() bool { return store.pending() == 0 })
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if _, ok := store.devices["web/dead"]; ok || len(store.devices) != 1 {
+		t.Errorf("devices %v; want only the alive one", store.devices)
+	}
+}

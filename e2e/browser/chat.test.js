@@ -178,7 +178,7 @@ after(async () => {
 // first failure is the one reported.
 let broken = null;
 function step(t, name, fn) {
-  return t.test(name, { skip: broken && `after "${broken}" failed` }, async () => {
+  return t.test(name, broken ? { skip: `after "${broken}" failed` } : {}, async () => {
     try {
       await fn();
     } catch (err) {
@@ -186,6 +186,12 @@ function step(t, name, fn) {
       throw err;
     }
   });
+}
+
+// known runs a check of behaviour the hub does not get right yet: it is
+// reported (as TODO) but fails neither the suite nor the later steps.
+function known(t, name, reason, fn) {
+  return t.test(name, broken ? { skip: `after "${broken}" failed` } : { todo: reason }, fn);
 }
 
 test('two browser windows chat through the example app', { timeout: 240000 }, async (t) => {
@@ -243,6 +249,11 @@ test('two browser windows chat through the example app', { timeout: 240000 }, as
     await hasMessage('Jerry', '@all meeting at noon', `m.classList.contains('mentioned')`);
     await shot('Tom', 'chat-tom-mention.png');
   });
+
+  await known(t, 'Jerry\'s messages that Tom saw before replying are ticked read',
+    'hub: a sender\'s own message moves its read cursor without a read receipt to the others', async () => {
+      await hasMessage('Jerry', '@Tom look at this', `m.querySelector('.ticks').dataset.receipt === 'read'`);
+    });
 
   await step(t, 'Tom edits his message; Jerry sees the new text marked edited', async () => {
     const { page } = pages.Tom;

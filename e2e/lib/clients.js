@@ -58,7 +58,7 @@ function withTimeout(promise, ms, what) {
 /** The client events every IMClient records from its creation on (see eventsOf). */
 const CLIENT_EVENTS = [
   Event.MESSAGE, Event.UNREAD_MESSAGES_COUNT_UPDATE, Event.CONFLICT, Event.CLOSE,
-  Event.MESSAGE_UPDATE, Event.MESSAGE_RECALL, Event.DISCONNECT, Event.RECONNECT,
+  Event.MESSAGE_UPDATE, Event.MESSAGE_RECALL, Event.DISCONNECT, Event.RECONNECT, Event.RECONNECT_ERROR,
 ];
 
 /**

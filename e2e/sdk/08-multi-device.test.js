@@ -30,6 +30,32 @@ eachBackend('multi-device sign-on', {}, ctx => {
     assert.equal(phone.events.all('conflict').length, 0, 'the new device is not kicked');
   });
 
+  test('an automatic re-login that would conflict is refused; the newer device stays', T, async () => {
+    // Seed: on a reconnect "the cloud will not logout earlier devices. The device trying to
+    // relogin will receive an error instead."
+    const { Tom, Jerry } = ids('Tom', 'Jerry');
+    const tom = await ctx.login(Tom, { tag: 'Mobile' });
+    const jerry = await ctx.login(Jerry);
+    const offline = waitFor(tom, Event.DISCONNECT);
+    ctx.realtime.pause();
+    await offline;
+    const phone = ctx.child();
+    await phone.login(Tom, { tag: 'Mobile' }); // explicit login while the first device is away
+
+    const refused = waitFor(tom, Event.RECONNECT_ERROR);
+    ctx.realtime.resume();
+    const [error] = await refused;
+    assert.equal(error && error.code, 4111, `re-login refused with SESSION_CONFLICT, got ${error && (error.code + ' ' + error.message)}`);
+    assert.equal(eventsOf(tom).all(Event.RECONNECT).length, 0, 'the old device did not get back in');
+
+    const conversation = await jerry.createConversation({ members: [Tom], name: 'after refused re-login' });
+    const quiet = expectNoEvent(tom, Event.MESSAGE, () => true, 1500);
+    await sendText(conversation, 'still there?');
+    await phone.events.wait('message', m => m.text === 'still there?');
+    await quiet;
+    assert.equal(phone.events.all('conflict').length, 0, 'the newer device was not logged out');
+  });
+
   for (const [title, tags] of [
     ['different tags', ['Web', 'Mobile']],
     ['no tag', [undefined, undefined]],

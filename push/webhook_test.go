@@ -190,10 +190,10 @@ func TestQueueWithWebhookUnregisters(t *testing.T) {
 	for _, tok := range []string{"dead", "alive"} {
 		store.RegisterDevice(t.Context(), realtime.Device{ClientID: "bob", Platform: realtime.PlatformWeb, Token: tok})
 	}
-	q, _ := startQueue(t, store, &Webhook{URL: srv.URL, Secret: secret, Client: srv.Client()}, QueueOptions{})
+	q, clock := startQueue(t, store, &Webhook{URL: srv.URL, Secret: secret, Client: srv.Client()}, QueueOptions{})
 	devices, _ := store.Devices(t.Context(), []string{"bob"})
 	r, _ := Render(RenderInput{PushData: []byte(`{"alert":"hi"}`)})
-	ns, _ := r.Notifications(t.Context(), store, devices, Origin{MsgID: "m"}, time.Now())
+	ns, _ := r.Notifications(t.Context(), store, devices, Origin{MsgID: "m"}, clock.Now())
 	q.Enqueue(t.Context(), ns...)
 	eventually(t, "delivery", func() bool { return store.pending() == 0 })
 	store.mu.Lock()

@@ -66,7 +66,10 @@ type APNsConfig struct {
 // content-available and mutable-content keys go into "aps"; a "title"
 // beside a string alert makes the alert {"title", "body"}; every other key
 // is sent at the top level. A badge still "Increment" is left out.
-// apns-expiration is the end of the notification's 7-day validity.
+// apns-expiration is the end of the notification's 7-day validity;
+// apns-push-type is "alert" (priority 10), or "background" (priority 5) for
+// a payload with no alert, sound or badge; apns-id is the notification id
+// when it is UUID-shaped (NotificationID's are).
 //
 // Answers: 410, or reason BadDeviceToken, Unregistered or
 // DeviceTokenNotForTopic, is realtime.ErrBadDeviceToken; 429 and 5xx are

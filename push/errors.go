@@ -26,6 +26,16 @@ const (
 	BadToken                 // drop it and unregister the device
 )
 
+func (o Outcome) String() string {
+	switch o {
+	case Permanent:
+		return "permanent"
+	case BadToken:
+		return "bad token"
+	}
+	return "retryable"
+}
+
 // ProviderError is a refusal from a push service (APNs, FCM, a webhook).
 // errors.Is(err, realtime.ErrBadDeviceToken) holds when Outcome is BadToken
 // and errors.Is(err, ErrPermanent) when it is Permanent.

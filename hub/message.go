@@ -611,7 +611,9 @@ func (h *Hub) setWill(ctx context.Context, s *session, req *wire.GenericCommand,
 // sendWill delivers a client's will message to its conversation's online
 // members. Will messages are not stored.
 func (h *Hub) sendWill(clientID string) {
-	ctx, cancel := h.reqCtx()
+	// Not h.ctx: a socket that drops while the hub shuts down still sends
+	// its will.
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	w, err := h.store.TakeWill(ctx, clientID)
 	if err != nil {

@@ -175,9 +175,9 @@ func directPush(m *realtime.Message, transient bool) *wire.GenericCommand {
 	} else {
 		d.Msg = proto.String(m.Data)
 	}
-	if m.MentionAll {
-		d.MentionAll = proto.Bool(true)
-	}
+	// Always set: the SDK copies it into message.mentionedAll, which must
+	// be false, not null, when nobody was mentioned.
+	d.MentionAll = proto.Bool(m.MentionAll)
 	if len(m.MentionPids) > 0 {
 		d.MentionPids = m.MentionPids
 	}
@@ -422,9 +422,7 @@ func (h *Hub) handleLogs(s *session, req *wire.GenericCommand) {
 		if m.PatchTimestamp > 0 {
 			it.PatchTimestamp = proto.Int64(m.PatchTimestamp)
 		}
-		if m.MentionAll {
-			it.MentionAll = proto.Bool(true)
-		}
+		it.MentionAll = proto.Bool(m.MentionAll)
 		if len(m.MentionPids) > 0 {
 			it.MentionPids = m.MentionPids
 		}

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -59,7 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var o options
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	fs.StringVar(&o.db, "db", "chat.db", "SQLite file path, or a postgres:// URL")
-	fs.StringVar(&o.appID, "app-id", "chat-example", "LeanCloud app id the page and SDK use; the hub refuses others")
+	fs.StringVar(&o.appID, "app-id", "", `LeanCloud app id the hub serves; it refuses others (default: accept any app id; the page uses "chat-example")`)
 	fs.StringVar(&o.appKey, "app-key", "", "LeanCloud app key handed to the page")
 	fs.StringVar(&o.keywords, "keywords", "", `file of words to filter, one per line (default: the built-in list "badword")`)
 	fs.StringVar(&o.sdkDir, "sdk-dir", "", "folder holding im-browser.min.js (default: look in ./e2e/node_modules and ./node_modules, else use a CDN)")
@@ -108,9 +109,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// A logging pusher stands in for APNs/FCM. Browsers register no
 		// devices, so it only fires for native SDK clients with a token.
 		Pusher: push.Log{Logger: logger},
-		// The page is served by this app, so only same-origin pages may
-		// open websockets (nil would let any website connect).
-		AllowedOrigins: []string{},
+		// Any origin may connect: existing LeanCloud apps (and their test
+		// pages) are served from elsewhere. A real deployment lists its
+		// origins here.
+		AllowedOrigins: nil,
 	})
 	if err != nil {
 		st.Close()
@@ -125,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newRouter(h, pageConfig{AppID: opts.appID, AppKey: opts.appKey}, sdk),
+		Handler:           newRouter(h, pageConfig{AppID: cmp.Or(opts.appID, "chat-example"), AppKey: opts.appKey}, sdk),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

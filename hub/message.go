@@ -333,9 +333,11 @@ func (h *Hub) handleRead(s *session, req *wire.GenericCommand) {
 					NotifTime: proto.Int64(h.nowMs())}})
 			}
 		}
-		if !moved {
-			continue
-		}
+		// Receipts go out even when the cursor did not move: sending a
+		// message moves the sender's own read cursor (one's messages are
+		// never unread), so the read() that follows would otherwise never
+		// tell the others what was read.
+		_ = moved
 		conv, err := h.conversation(ctx, t.GetCid())
 		if err != nil || conv.Transient {
 			continue

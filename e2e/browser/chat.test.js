@@ -27,16 +27,22 @@ const pages = {}; // name -> { page, log: [] }
 
 // ---------- the app ----------
 
-async function startApp() {
+async function buildApp() {
   const bin = path.join(tmp, 'chat');
   await promisify(execFile)('go', ['build', '-o', bin, './examples/chat'], { cwd: ROOT, timeout: 300000 })
     .catch((err) => { throw new Error('go build ./examples/chat failed:\n' + (err.stderr || err.message)); });
-  const keywords = path.join(tmp, 'keywords.txt');
-  fs.writeFileSync(keywords, 'badword\n');
+  fs.writeFileSync(path.join(tmp, 'keywords.txt'), 'badword\n');
+  return bin;
+}
 
+// startApp runs the built app on addr (a free port by default) with the
+// same database and keyword file every time, and resolves once it printed
+// its URL.
+async function startApp(addr = '127.0.0.1:0') {
   // Run from the repository root so that the app finds the SDK bundle in
   // e2e/node_modules, as it does for a developer.
-  const child = spawn(bin, ['-addr', '127.0.0.1:0', '-db', path.join(tmp, 'chat.db'), '-keywords', keywords],
+  const child = spawn(path.join(tmp, 'chat'),
+    ['-addr', addr, '-db', path.join(tmp, 'chat.db'), '-keywords', path.join(tmp, 'keywords.txt')],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -65,7 +71,7 @@ async function startApp() {
 
 // ---------- pages ----------
 
-async function openPage(name) {
+async function openPage(name, key = name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
   const page = await context.newPage();
   const log = [];
@@ -73,7 +79,7 @@ async function openPage(name) {
   page.on('pageerror', (e) => log.push('page error: ' + e.message));
   page.on('requestfailed', (r) => log.push(`request failed: ${r.url()} ${r.failure() && r.failure().errorText}`));
   await page.goto(app.url, { timeout: STEP_TIMEOUT });
-  pages[name] = { page, log };
+  pages[key] = { page, log, context };
   return page;
 }
 
@@ -99,13 +105,13 @@ async function describe(name) {
 
 // until waits for fn(arg) to be true in name's page, or fails saying what
 // it waited for and what both pages and the server showed.
-async function until(name, what, fn, arg) {
+async function until(name, what, fn, arg, timeout = STEP_TIMEOUT) {
   try {
-    await pages[name].page.waitForFunction(fn, arg, { timeout: STEP_TIMEOUT, polling: 100 });
+    await pages[name].page.waitForFunction(fn, arg, { timeout, polling: 100 });
   } catch (err) {
     const others = await Promise.all(Object.keys(pages).map(describe));
     const server = app.exited ? `the app EXITED: ${JSON.stringify(app.exited)}\n` : '';
-    throw new Error(`${name}: waited ${STEP_TIMEOUT} ms for ${what}: ${err.message.split('\n')[0]}\n` +
+    throw new Error(`${name}: waited ${timeout} ms for ${what}: ${err.message.split('\n')[0]}\n` +
       others.join('\n') + `\n--- server log ---\n${server}${app.log()}`);
   }
 }
@@ -124,11 +130,11 @@ async function send(name, text) {
   await page.click('#send', { timeout: STEP_TIMEOUT });
 }
 
-async function login(name) {
-  const { page } = pages[name];
+async function login(name, key = name) {
+  const { page } = pages[key];
   await page.fill('#login-name', name, { timeout: STEP_TIMEOUT });
   await page.click('#login-button', { timeout: STEP_TIMEOUT });
-  await until(name, 'the chat view after logging in',
+  await until(key, 'the chat view after logging in',
     (me) => !document.getElementById('app').hidden && document.getElementById('me').textContent === me, name);
 }
 
@@ -155,6 +161,7 @@ before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'chat-e2e-'));
   fs.mkdirSync(SHOTS, { recursive: true });
+  await buildApp();
   app = await startApp();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -194,7 +201,7 @@ function known(t, name, reason, fn) {
   return t.test(name, broken ? { skip: `after "${broken}" failed` } : { todo: reason }, fn);
 }
 
-test('two browser windows chat through the example app', { timeout: 240000 }, async (t) => {
+test('two browser windows chat through the example app', { timeout: 300000 }, async (t) => {
   await step(t, 'the page loads the SDK and shows the login form', async () => {
     await openPage('Tom');
     await openPage('Jerry');
@@ -321,6 +328,7 @@ test('two browser windows chat through the example app', { timeout: 240000 }, as
     for (const text of ['Hello Jerry, how are you?', 'Hi Tom', '@Tom look at this', '@all meeting at noon', 'what a *** day']) {
       await hasMessage('Jerry', text);
     }
+    await hasMessage('Jerry', 'Hello Jerry, how are you?', `m.querySelector('.note') && m.querySelector('.note').textContent === 'edited'`);
     await until('Jerry', 'the recalled message in history', () => !!document.querySelector('#messages .msg.recalled'));
     const order = await page.evaluate(() => [...document.querySelectorAll('#messages .bubble')].map((b) => b.textContent));
     assert.deepEqual(order.filter((x) => x !== 'This message was recalled'),
@@ -331,11 +339,16 @@ test('two browser windows chat through the example app', { timeout: 240000 }, as
     await unreadOf('Jerry', 'Cartoons', 0);
   });
 
-  await step(t, 'no script errors on either page', async () => {
-    for (const name of ['Tom', 'Jerry']) {
-      const errors = pages[name].log.filter((l) => l.startsWith('page error'));
-      assert.deepEqual(errors, [], `${name}'s page threw`);
-    }
+  await step(t, 'logging in as Tom in another window signs the first one out', async () => {
+    await openPage('Tom', 'Tom, second window');
+    await login('Tom', 'Tom, second window');
+    await until('Tom', 'the conflict notice and the login form', () =>
+      !document.getElementById('login').hidden && /somewhere else/.test(document.getElementById('status').textContent));
+    await pages.Tom.context.close();
+    pages.Tom = pages['Tom, second window'];
+    delete pages['Tom, second window'];
+    await openConv('Tom', 'Jerry');
+    await hasMessage('Tom', 'what a *** day');
   });
 
   await step(t, 'the app shuts down cleanly on SIGTERM with both pages connected', async () => {
@@ -343,5 +356,29 @@ test('two browser windows chat through the example app', { timeout: 240000 }, as
     const res = await Promise.race([app.wait(), new Promise((r) => setTimeout(() => r(null), 15000))]);
     assert.ok(res, 'the app did not exit within 15 s of SIGTERM\n' + app.log());
     assert.deepEqual(res, { code: 0, signal: null }, 'exit status after SIGTERM\n' + app.log());
+    for (const name of ['Tom', 'Jerry']) {
+      await until(name, 'the disconnected notice', () => /reconnecting/.test(document.getElementById('status').textContent));
+    }
+  });
+
+  await step(t, 'after a restart on the same port both pages reconnect and chat on', async () => {
+    const { host } = new URL(app.url);
+    app = await startApp(host);
+    for (const name of ['Tom', 'Jerry']) {
+      // the SDK retries with a growing back-off
+      await until(name, 'the reconnection', () => document.getElementById('status').hidden, undefined, 60000);
+    }
+    await send('Tom', 'we are back');
+    await hasMessage('Jerry', 'we are back');
+    await send('Jerry', 'welcome back');
+    await hasMessage('Tom', 'welcome back');
+    await shot('Jerry', 'chat-jerry-after-restart.png');
+  });
+
+  await step(t, 'no script errors on either page', async () => {
+    for (const name of ['Tom', 'Jerry']) {
+      const errors = pages[name].log.filter((l) => l.startsWith('page error'));
+      assert.deepEqual(errors, [], `${name}'s page threw`);
+    }
   });
 });

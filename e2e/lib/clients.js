@@ -78,6 +78,26 @@ function eventsOf(client) {
   return client.__e2eEvents;
 }
 
+/**
+ * Waits until the client's recorded UNREAD_MESSAGES_COUNT_UPDATE events include conversation
+ * `cid` with a count satisfying `countOk`; resolves with that Conversation. On timeout the
+ * error lists every count seen for `cid`, which tells "no sync" from "wrong count".
+ */
+async function waitUnread(client, cid, countOk = () => true, ms = WAIT_MS) {
+  const events = eventsOf(client);
+  const match = convs => convs.some(c => c.id === cid && countOk(c.unreadMessagesCount));
+  try {
+    const [convs] = await events.wait(Event.UNREAD_MESSAGES_COUNT_UPDATE, match, ms);
+    return convs.find(c => c.id === cid && countOk(c.unreadMessagesCount));
+  } catch (err) {
+    const seen = events.all(Event.UNREAD_MESSAGES_COUNT_UPDATE)
+      .map(([convs]) => convs.filter(c => c.id === cid).map(c => c.unreadMessagesCount))
+      .flat();
+    err.message += `; unread counts seen for ${cid}: [${seen.join(', ')}]`;
+    throw err;
+  }
+}
+
 /** Logs a client in with a timeout. */
 function login(realtime, id, opts = {}) {
   return withTimeout(realtime.createIMClient(id, opts), WAIT_MS, `login of ${id}`);
@@ -305,6 +325,7 @@ module.exports = {
   newRealtime,
   login,
   eventsOf,
+  waitUnread,
   waitFor,
   expectNoEvent,
   Recorder,

@@ -7,7 +7,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, dropSocket, Recorder, WAIT_MS,
+  SDK, Event, ids, waitFor, sendText, dropSocket, Recorder, waitUnread, WAIT_MS,
 } = require('../lib/clients');
 
 const { TextMessage, MessageQueryDirection } = SDK;
@@ -188,13 +188,10 @@ for (const noBinary of [false, true]) {
         during.push(await jerry.call('send', { cid: conv.id, text }));
       }
 
-      const unread = waitFor(tom, Event.UNREAD_MESSAGES_COUNT_UPDATE,
-        convs => convs.some(c => c.id === conv.id && c.unreadMessagesCount === 3));
       const reconnected = waitFor(tom, Event.RECONNECT);
       ctx.realtime.resume();
       await reconnected;
-      const [convs] = await unread;
-      const c = convs.find(x => x.id === conv.id);
+      const c = await waitUnread(tom, conv.id, n => n === 3);
       assert.equal(c.unreadMessagesCount, 3);
       assert.ok(c.lastMessage, 'unread notification carries the last message');
       assert.equal(c.lastMessage.id, during[2].id);

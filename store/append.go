@@ -194,6 +194,8 @@ func (s *SQL) commit(batch []*appendReq) {
 		var results []realtime.AppendResult
 		results, err = s.writeBatch(ctx, items)
 		if err == nil {
+			s.batches.Add(1)
+			s.batchedMsgs.Add(int64(len(items)))
 			for k, it := range items {
 				it.req.res[it.i] = results[k]
 			}
@@ -262,7 +264,7 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 		if len(pairs) > 0 {
 			var q strings.Builder
 			args := make([]any, 0, 2*len(pairs))
-			q.WriteString("SELECT conv_id, client_id FROM members WHERE (conv_id, client_id) IN (")
+			q.WriteString("SELECT mb.conv_id, mb.client_id FROM (VALUES ")
 			for i, p := range pairs {
 				if i > 0 {
 					q.WriteString(", ")
@@ -270,7 +272,7 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 				q.WriteString("(?, ?)")
 				args = append(args, p.conv, p.client)
 			}
-			q.WriteString(")")
+			q.WriteString(") AS v JOIN members mb ON mb.conv_id = v.column1 AND mb.client_id = v.column2")
 			var ms []struct {
 				ConvID   string `bun:"conv_id"`
 				ClientID string `bun:"client_id"`
@@ -299,7 +301,8 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 		}
 		if len(dargs) > 0 {
 			var ms []msgRow
-			if err := tx.NewRaw("SELECT "+msgCols+" FROM messages m WHERE (m.from_id, m.client_msg_id) IN ("+dq.String()+")",
+			if err := tx.NewRaw("SELECT "+msgCols+" FROM (VALUES "+dq.String()+") AS v JOIN messages m "+
+				"ON m.from_id = v.column1 AND m.client_msg_id = v.column2",
 				dargs...).Scan(ctx, &ms); err != nil {
 				return fmt.Errorf("load duplicates: %w", err)
 			}
@@ -370,10 +373,9 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 		if len(inserts) == 0 {
 			return nil
 		}
-		// 5. One multi-row INSERT.
-		if _, err := tx.NewInsert().Model(&inserts).Exec(ctx); err != nil {
-			return fmt.Errorf("insert messages: %w", err)
-		}
+		// 5. One multi-row INSERT, then the updates below, all sent as one
+		// multi-statement Exec (one round trip on PostgreSQL).
+		stmts := []string{tx.NewInsert().Model(&inserts).String()}
 		// 6. Conversation heads, one UPDATE ... FROM (VALUES ...).
 		var b strings.Builder
 		var args []any
@@ -393,9 +395,7 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 			args = append(args, c.row.ID, c.row.Seq, c.row.LastTS, c.row.LastMID, c.row.MentionAllSeq)
 		}
 		b.WriteString(") AS v WHERE conversations.id = v.column1")
-		if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
-			return fmt.Errorf("update conversations: %w", err)
-		}
+		stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
 		// 7. Senders' read and delivered cursors move to their message.
 		if len(senders) > 0 {
 			b.Reset()
@@ -414,9 +414,7 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 				args = append(args, k.conv, k.client, c.seq, c.ts, c.mid)
 			}
 			b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-			if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
-				return fmt.Errorf("update sender cursors: %w", err)
-			}
+			stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
 		}
 		// 8. Mentioned members remember the newest mention.
 		if len(mentions) > 0 {
@@ -433,9 +431,12 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 				args = append(args, k.conv, k.client, mentions[k])
 			}
 			b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-			if _, err := tx.NewRaw(b.String(), args...).Exec(ctx); err != nil {
-				return fmt.Errorf("update mentions: %w", err)
-			}
+			stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
+		}
+		// Through database/sql directly: the statements are formatted
+		// already and must not be scanned for placeholders again.
+		if _, err := tx.Tx.ExecContext(ctx, strings.Join(stmts, ";\n")); err != nil {
+			return fmt.Errorf("write messages: %w", err)
 		}
 		return nil
 	})

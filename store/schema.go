@@ -8,8 +8,8 @@ import (
 
 // migration is one schema step. Steps are applied in order, each once, and
 // recorded in schema_migrations. Never edit a released step: append a new
-// one. Statements use {bool} and {blob} for the column types that differ
-// between the dialects.
+// one. Statements use {bool}, {blob} and {fillfactor} for what differs between
+// the dialects (see ddl).
 type migration struct {
 	version int
 	stmts   []string
@@ -36,7 +36,7 @@ var migrations = []migration{
 			last_ts BIGINT NOT NULL DEFAULT 0,
 			last_mid TEXT NOT NULL DEFAULT '',
 			mention_all_seq BIGINT NOT NULL DEFAULT 0
-		)`,
+		){fillfactor}`,
 		`CREATE TABLE IF NOT EXISTS members (
 			conv_id TEXT NOT NULL,
 			client_id TEXT NOT NULL,
@@ -47,7 +47,7 @@ var migrations = []migration{
 			read_mid TEXT NOT NULL DEFAULT '',
 			mention_seq BIGINT NOT NULL DEFAULT 0,
 			PRIMARY KEY (conv_id, client_id)
-		)`,
+		){fillfactor}`,
 		`CREATE INDEX IF NOT EXISTS members_client ON members (client_id)`,
 		`CREATE TABLE IF NOT EXISTS messages (
 			id TEXT PRIMARY KEY,
@@ -107,11 +107,14 @@ func SchemaVersion() int { return migrations[len(migrations)-1].version }
 // advisoryLockKey serializes migrations across processes on PostgreSQL.
 const advisoryLockKey = 0x6c65616e // "lean"
 
+// ddl fills the dialect placeholders of a migration statement. {fillfactor}
+// leaves room in PostgreSQL pages of rows updated on every append
+// (conversation heads, member cursors) so that updates stay HOT.
 func (s *SQL) ddl(stmt string) string {
 	if s.pg {
-		return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BYTEA").Replace(stmt)
+		return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BYTEA", "{fillfactor}", " WITH (fillfactor = 70)").Replace(stmt)
 	}
-	return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BLOB").Replace(stmt)
+	return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BLOB", "{fillfactor}", "").Replace(stmt)
 }
 
 // migrate brings the schema to the newest version. It is safe to run twice

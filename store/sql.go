@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -100,6 +101,20 @@ type SQL struct {
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
+
+	batches, batchedMsgs atomic.Int64
+}
+
+// Stats are counters of the append writer.
+type Stats struct {
+	Batches  int64 // group-commit transactions written
+	Messages int64 // messages (stored or duplicate) answered by them
+}
+
+// Stats returns the append writer's counters; Messages/Batches is the mean
+// group-commit batch size.
+func (s *SQL) Stats() Stats {
+	return Stats{Batches: s.batches.Load(), Messages: s.batchedMsgs.Load()}
 }
 
 var (
@@ -149,7 +164,7 @@ func openSQLite(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 		params += "&" + query
 	}
 	base := "file:" + path + "?" + params
-	wsql, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	wsql, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=cache_size(-65536)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}

@@ -133,6 +133,9 @@
   }
 
   function renderConvs() {
+    const total = [...state.convs.values()]
+      .reduce((n, c) => n + (c.id === state.current ? 0 : c.unreadMessagesCount || 0), 0);
+    document.title = (total ? `(${total}) ` : '') + state.me + ' \u2014 LeanMessage chat';
     const list = $('convs');
     list.replaceChildren(...sortedConvs().map((conv) => {
       const last = conv.lastMessage && !(conv.lastMessage instanceof TypingMessage)
@@ -166,24 +169,32 @@
     renderHeader();
     renderMessages();
     renderTyping();
-    const conv = state.convs.get(id);
-    if (!state.loaded.has(id)) {
-      state.loaded.add(id);
-      try {
-        const history = await conv.queryMessages({ limit: 50 });
-        const known = state.messages.get(id) || [];
-        const ids = new Set(known.map((m) => m.id));
-        state.messages.set(id, history.filter((m) => !ids.has(m.id)).concat(known));
-        // receipts that arrived while we were away
-        await conv.fetchReceiptTimestamps().catch(() => {});
-      } catch (err) {
-        state.loaded.delete(id);
-        showStatus('Could not load history: ' + err.message);
-      }
-      if (state.current === id) renderMessages();
-    }
-    markRead(conv);
+    if (!state.loaded.has(id)) await loadHistory(id);
+    markRead(state.convs.get(id));
     $('text').focus();
+  }
+
+  // loadHistory fetches the newest messages and merges them with what the
+  // page has: the server's copy wins (edits and recalls made while this page
+  // was away), messages still being sent stay at the end.
+  async function loadHistory(id) {
+    const conv = state.convs.get(id);
+    state.loaded.add(id);
+    try {
+      const history = await conv.queryMessages({ limit: 50 });
+      const byId = new Map();
+      const pending = [];
+      for (const m of messagesOf(id)) (m.id ? byId.set(m.id, m) : pending.push(m));
+      for (const m of history) byId.set(m.id, m);
+      const merged = [...byId.values()].sort((a, b) => ms(a.timestamp) - ms(b.timestamp));
+      state.messages.set(id, merged.concat(pending));
+      // receipts that arrived while we were away
+      await conv.fetchReceiptTimestamps().catch(() => {});
+    } catch (err) {
+      state.loaded.delete(id);
+      showStatus('Could not load history: ' + err.message);
+    }
+    if (state.current === id) renderMessages();
   }
 
   function markRead(conv) {
@@ -228,7 +239,9 @@
   function renderMessage(msg, conv) {
     const mine = msg.from === state.me;
     const recalled = msg instanceof RecalledMessage;
-    const note = state.notes.get(msg.id);
+    // an edit made while this page was away shows as updatedAt from history
+    const edited = !recalled && ms(msg.updatedAt) > ms(msg.timestamp);
+    const note = state.notes.get(msg.id) || (edited ? 'edited' : null);
     const classes = ['msg'];
     if (mine) classes.push('mine');
     if (recalled) classes.push('recalled');
@@ -265,7 +278,8 @@
     renderMessages();
     $('messages').scrollTop = $('messages').scrollHeight;
     try {
-      await conv.send(msg, { receipt: true });
+      // receipts exist for 1:1 conversations only
+      await conv.send(msg, { receipt: (conv.members || []).length === 2 });
       const early = state.earlyPatches.get(msg.id);
       if (early) {
         state.earlyPatches.delete(msg.id);
@@ -415,7 +429,13 @@
       renderConvs();
     });
     client.on(Event.DISCONNECT, () => showStatus('Disconnected, reconnecting\u2026'));
-    client.on(Event.RECONNECT, () => showStatus(''));
+    client.on(Event.RECONNECT, () => {
+      showStatus('');
+      // Messages sent while we were offline reach us as unread counts
+      // only; fetch the open conversation's history again.
+      state.loaded.clear();
+      if (state.current) loadHistory(state.current).then(() => markRead(state.convs.get(state.current)));
+    });
     client.on(Event.CONFLICT, () => {
       showStatus('You logged in somewhere else; this window is signed out.');
       showLogin();
@@ -436,7 +456,9 @@
         plugins: [typingPlugin],
       });
     }
-    const client = await state.realtime.createIMClient(name);
+    // The tag makes it single sign-on per name, LeanCloud style: logging
+    // in as the same name in another window signs this one out (CONFLICT).
+    const client = await state.realtime.createIMClient(name, { tag: 'Web' });
     state.client = client;
     state.me = client.id;
     listen(client);
@@ -470,7 +492,6 @@
     renderConvs();
     renderHeader();
     renderMessages();
-    document.title = state.me + ' \u2014 LeanMessage chat';
   }
 
   function showLogin() {

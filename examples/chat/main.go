@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if sdk != "" {
 		logger.Info("serving the SDK bundle from disk", "path", sdk)
 	} else {
-		logger.Info("SDK bundle not found locally; the page loads it from the CDN", "url", sdkCDN)
+		logger.Info("SDK bundle not found locally; the page loads it from the CDN", "url", sdkCDN+sdkFile)
 	}
 	fmt.Fprintf(stdout, "chat: open %s in two browser windows\n", pageURL(ln.Addr()))
 

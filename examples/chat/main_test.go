@@ -127,8 +127,20 @@ func TestFlags(t *testing.T) {
 }
 
 // TestRun starts the whole app on a free port, checks the printed URL
-// works, and stops it the way a signal would (by cancelling its context).
+// works, and stops it the way a signal would (by cancelling its context):
+// on SQLite, and on PostgreSQL when REALTIME_TEST_POSTGRES_DSN is set.
 func TestRun(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRun(t, filepath.Join(t.TempDir(), "chat.db")) })
+	t.Run("postgres", func(t *testing.T) {
+		dsn := os.Getenv("REALTIME_TEST_POSTGRES_DSN")
+		if dsn == "" {
+			t.Skip("REALTIME_TEST_POSTGRES_DSN is not set")
+		}
+		testRun(t, dsn)
+	})
+}
+
+func testRun(t *testing.T, db string) {
 	dir := t.TempDir()
 	words := filepath.Join(dir, "words.txt")
 	if err := os.WriteFile(words, []byte("badword\n"), 0o644); err != nil {
@@ -139,7 +151,7 @@ func TestRun(t *testing.T) {
 	stdout, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "chat.db"), "-keywords", words}, w, io.Discard)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db, "-keywords", words}, w, t.Output())
 		w.Close()
 	}()
 

@@ -147,13 +147,23 @@ func testRun(t *testing.T, db string) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	stdout, w := io.Pipe()
 	done := make(chan error, 1)
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", db, "-keywords", words}, w, t.Output())
 		w.Close()
 	}()
+	// run logs to t.Output: it must be over before the test ends, also when
+	// the test fails half-way.
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+		case <-time.After(shutdownTimeout + 5*time.Second):
+		}
+	})
 
 	line := make(chan string, 1)
 	go func() {

@@ -305,11 +305,16 @@ test('two browser windows chat through the example app', { timeout: 300000 }, as
     await page.click('#new-chat-button');
     await until('Tom', 'the group open', () => document.getElementById('conv-title').textContent === 'Cartoons');
     await send('Tom', 'Welcome to the group');
-    await send('Tom', '@Jerry you too');
+    // the mention bar writes "@Jerry " at the caret
+    await page.click('#mention-bar .chip[data-name="Jerry"]', { timeout: STEP_TIMEOUT });
+    await page.locator('#text').pressSequentially('you too', { timeout: STEP_TIMEOUT });
+    assert.equal(await page.inputValue('#text'), '@Jerry you too', 'composer text after the mention chip');
+    await page.click('#send');
     await unreadOf('Jerry', 'Cartoons', 2);
     await until('Jerry', 'the @ flag on the group', () =>
       !!document.querySelector('#convs .conv[data-title="Cartoons"] .mention-flag'));
     await shot('Jerry', 'chat-jerry-unread.png');
+    await shot('Tom', 'chat-tom-group.png');
   });
 
   await step(t, 'Jerry reloads: history, edits, recalls and unread counts come back', async () => {
@@ -379,5 +384,26 @@ test('two browser windows chat through the example app', { timeout: 300000 }, as
     await send('Jerry', 'welcome back');
     await hasMessage('Tom', 'welcome back');
     await shot('Jerry', 'chat-jerry-after-restart.png');
+  });
+
+  await step(t, 'a long chat shows its newest page first and loads older messages on demand', async () => {
+    const { page } = pages.Tom;
+    await page.fill('#new-members', 'Spike');
+    await page.click('#new-chat-button');
+    await until('Tom', 'the chat with Spike open', () => document.getElementById('conv-title').textContent === 'Spike');
+    for (let i = 1; i <= 55; i++) await send('Tom', `note ${i}`);
+    await hasMessage('Tom', 'note 55', `m.querySelector('.ticks').dataset.receipt === 'sent'`);
+    await page.reload({ timeout: STEP_TIMEOUT });
+    await login('Tom');
+    await openConv('Tom', 'Spike');
+    await until('Tom', 'the newest 50 notes and a "Load older" button', () => {
+      const texts = [...document.querySelectorAll('#messages .bubble')].map((b) => b.textContent);
+      return texts.length === 50 && texts[0] === 'note 6' && texts[49] === 'note 55' && !!document.getElementById('load-older');
+    });
+    await page.click('#load-older', { timeout: STEP_TIMEOUT });
+    await until('Tom', 'all 55 notes in order and no "Load older" button', () => {
+      const texts = [...document.querySelectorAll('#messages .bubble')].map((b) => b.textContent);
+      return texts.length === 55 && texts.every((x, i) => x === `note ${i + 1}`) && !document.getElementById('load-older');
+    });
   });
 });

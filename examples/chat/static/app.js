@@ -14,6 +14,7 @@
   const TYPING_SEND_EVERY = 2000; // ms between two typing notices while typing
   const TYPING_SHOW_FOR = 4000; // ms a notice stays without a new one
   const KEYWORD_FILTERED = -4408; // patch reason code of the keyword filter
+  const PAGE = 50; // messages per history page
 
   const state = {
     realtime: null,
@@ -23,6 +24,7 @@
     watched: new WeakSet(), // conversations whose receipt events we listen to
     messages: new Map(), // conversation id -> [Message], oldest first
     loaded: new Set(), // conversation ids whose history was fetched
+    older: new Set(), // conversation ids that may have older history to load
     current: null, // id of the open conversation
     typing: new Map(), // conversation id -> Map(client id -> timer)
     notes: new Map(), // message id -> 'edited' | 'filtered'
@@ -160,6 +162,22 @@
     $('conv-title').textContent = conv ? convTitle(conv) : 'No conversation open';
     $('conv-members').textContent = conv ? 'Members: ' + (conv.members || []).join(', ') : '';
     $('composer').hidden = !conv;
+    // In groups, one click writes a mention.
+    const bar = $('mention-bar');
+    bar.hidden = !conv || (conv.members || []).length <= 2;
+    bar.replaceChildren(...(bar.hidden ? [] : ['Mention:', ...[...others(conv), 'all'].map((name) =>
+      el('button', { type: 'button', class: 'chip', dataset: { name }, onclick: () => insertMention(name) }, '@' + name))]));
+  }
+
+  function insertMention(name) {
+    const input = $('text');
+    const at = input.selectionStart ?? input.value.length;
+    const before = input.value.slice(0, at);
+    const token = (before && !/\s$/.test(before) ? ' ' : '') + '@' + name + ' ';
+    input.value = before + token + input.value.slice(input.selectionEnd ?? at);
+    input.focus();
+    input.setSelectionRange(at + token.length, at + token.length);
+    sendTyping();
   }
 
   async function openConv(id) {
@@ -181,7 +199,10 @@
     const conv = state.convs.get(id);
     state.loaded.add(id);
     try {
-      const history = await conv.queryMessages({ limit: 50 });
+      const history = await conv.queryMessages({ limit: PAGE });
+      // a full page that reaches back past what we hold: there may be more
+      const held = messagesOf(id).find((m) => m.id);
+      if (history.length === PAGE && (!held || ms(history[0].timestamp) <= ms(held.timestamp))) state.older.add(id);
       const byId = new Map();
       const pending = [];
       for (const m of messagesOf(id)) (m.id ? byId.set(m.id, m) : pending.push(m));
@@ -195,6 +216,30 @@
       showStatus('Could not load history: ' + err.message);
     }
     if (state.current === id) renderMessages();
+  }
+
+  // loadOlder fetches the page of history before the oldest message shown,
+  // keeping the view where it was.
+  async function loadOlder() {
+    const id = state.current;
+    const conv = state.convs.get(id);
+    const oldest = messagesOf(id).find((m) => m.id);
+    if (!conv || !oldest) return;
+    try {
+      const older = await conv.queryMessages({ startTime: oldest.timestamp, startMessageId: oldest.id, limit: PAGE });
+      if (older.length < PAGE) state.older.delete(id);
+      const list = messagesOf(id);
+      const ids = new Set(list.map((m) => m.id));
+      state.messages.set(id, older.filter((m) => !ids.has(m.id)).concat(list));
+    } catch (err) {
+      showStatus('Could not load older messages: ' + err.message);
+      return;
+    }
+    if (state.current !== id) return;
+    const box = $('messages');
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    renderMessages();
+    box.scrollTop = box.scrollHeight - fromBottom;
   }
 
   function markRead(conv) {
@@ -265,7 +310,12 @@
     const conv = state.convs.get(state.current);
     if (!conv) { box.replaceChildren(); return; }
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-    box.replaceChildren(...messagesOf(conv.id).map((m) => renderMessage(m, conv)));
+    const items = messagesOf(conv.id).map((m) => renderMessage(m, conv));
+    if (state.older.has(conv.id)) {
+      items.unshift(el('li', { class: 'older' },
+        el('button', { type: 'button', id: 'load-older', class: 'link', onclick: loadOlder }, 'Load older messages')));
+    }
+    box.replaceChildren(...items);
     if (atBottom) box.scrollTop = box.scrollHeight;
   }
 
@@ -476,6 +526,7 @@
     state.convs.clear();
     state.messages.clear();
     state.loaded.clear();
+    state.older.clear();
     state.notes.clear();
     state.earlyPatches.clear();
     state.typing.forEach((who) => who.forEach((t) => clearTimeout(t)));

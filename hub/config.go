@@ -8,6 +8,7 @@ import (
 	"time"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/typedmsg"
 )
 
 // Config configures a Hub. A nil *Config, and every zero field, means the
@@ -75,6 +76,13 @@ type Config struct {
 	// DeviceStore keeps push devices and the push queue. Default: the
 	// Store, when it implements realtime.DeviceStore.
 	DeviceStore realtime.DeviceStore
+
+	// MessageTypes, when set, validates every message body sent or edited
+	// by clients: built-in typed messages must have the right shape and
+	// custom types registered with a validator must pass it (4410
+	// otherwise). Plain text and unregistered types pass untouched. nil
+	// checks nothing.
+	MessageTypes *typedmsg.Registry
 
 	// DisableEdit and DisableRecall switch off message editing and
 	// recalling by clients (LeanCloud's "allow editing/recalling with SDK";

@@ -65,6 +65,10 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 		ackError(s, req, realtime.ErrRateLimited)
 		return
 	}
+	if err := h.validateBody(d.GetMsg(), d.GetBinaryMsg()); err != nil {
+		ackError(s, req, err)
+		return
+	}
 	ctx, cancel := h.reqCtx()
 	defer cancel()
 	conv, err := h.conversation(ctx, d.GetCid())
@@ -503,6 +507,12 @@ func (h *Hub) handlePatch(s *session, req *wire.GenericCommand) {
 			s.c.sendError(req, realtime.ErrMessageTooLarge.WithDetail("message body over %d bytes", h.cfg.Limits.MaxMessageSize))
 			return
 		}
+		if !it.GetRecall() {
+			if err := h.validateBody(it.GetData(), it.GetBinaryMsg()); err != nil {
+				s.c.sendError(req, err)
+				return
+			}
+		}
 		conv, err := h.conversation(ctx, it.GetCid())
 		if err != nil {
 			s.c.sendError(req, realtime.ErrMessageNotFound)
@@ -632,4 +642,12 @@ func (h *Hub) sendWill(clientID string) {
 	m.ID = newMessageID()
 	m.Timestamp = h.nowMs()
 	h.deliver(nil, &m, without(conv.Members, clientID))
+}
+
+// validateBody applies Config.MessageTypes to a text body.
+func (h *Hub) validateBody(data string, binary []byte) error {
+	if h.cfg.MessageTypes == nil || binary != nil {
+		return nil
+	}
+	return h.cfg.MessageTypes.Validate(data)
 }

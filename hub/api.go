@@ -38,12 +38,12 @@ func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if !o.System && !conv.HasMember(m.From) {
+	if !o.System && !h.isMember(conv, m.From) {
 		return nil, realtime.ErrInvalidTarget
 	}
 	msg := *m
 	msg.Transient = o.Transient
-	ev := &realtime.MessageEvent{Conversation: conv, Message: &msg, To: without(conv.Members, m.From)}
+	ev := &realtime.MessageEvent{Conversation: conv, Message: &msg, To: h.recipients(conv, m.From)}
 	if !o.SkipHooks {
 		if _, err := h.messageReceived(ctx, ev); err != nil {
 			return nil, err
@@ -55,7 +55,7 @@ func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) 
 		h.deliver(nil, &msg, append(ev.To, m.From))
 		return &msg, nil
 	}
-	if o.System && !conv.HasMember(m.From) {
+	if o.System && !conv.Transient && !conv.HasMember(m.From) {
 		// The store checks membership; a system sender that is not a member
 		// goes through a transient-like path: store as the conversation's
 		// creator is not right either, so refuse clearly.

@@ -164,6 +164,9 @@ func (h *Hub) convStart(ctx context.Context, s *session, req *wire.GenericComman
 		return err
 	}
 	h.convs.drop(created.ID)
+	if created.Transient {
+		h.rooms.join(created.ID, s.clientID)
+	}
 	res := &wire.ConvCommand{Cid: proto.String(created.ID), Cdate: proto.String(isoTime(created.CreatedAt))}
 	if created.Temporary && !created.ExpiresAt.IsZero() {
 		res.TempConvTTL = proto.Int32(int32(created.ExpiresAt.Sub(h.now()) / time.Second))
@@ -216,6 +219,21 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 		return err
 	}
 	self := len(ids) == 1 && ids[0] == s.clientID
+	if conv.Transient {
+		// Chat rooms: joining and leaving are presence, kept in memory.
+		if !self && !h.rooms.has(conv.ID, s.clientID) {
+			return realtime.ErrConvUpdateRejected
+		}
+		resOp := wire.OpType_added
+		if add {
+			h.rooms.join(conv.ID, ids...)
+		} else {
+			resOp = wire.OpType_removed
+			h.rooms.leave(conv.ID, ids...)
+		}
+		s.c.reply(req, &wire.GenericCommand{Op: resOp.Enum(), ConvMessage: &wire.ConvCommand{Cid: proto.String(conv.ID), AllowedPids: ids}})
+		return nil
+	}
 	if !self {
 		if !conv.HasMember(s.clientID) {
 			return realtime.ErrConvUpdateRejected
@@ -394,8 +412,12 @@ func (h *Hub) convCount(ctx context.Context, s *session, req *wire.GenericComman
 	if err != nil {
 		return err
 	}
+	n := len(conv.Members)
+	if conv.Transient {
+		n = len(h.rooms.list(conv.ID))
+	}
 	s.c.reply(req, &wire.GenericCommand{Op: wire.OpType_result.Enum(), ConvMessage: &wire.ConvCommand{
-		Cid: proto.String(conv.ID), Count: proto.Int32(int32(len(conv.Members)))}})
+		Cid: proto.String(conv.ID), Count: proto.Int32(int32(n))}})
 	return nil
 }
 
@@ -503,6 +525,11 @@ func (h *Hub) convQuery(ctx context.Context, s *session, req *wire.GenericComman
 		if err := applyWhere(&q, where); err != nil {
 			return err
 		}
+	}
+	if len(q.IDs) > 0 {
+		// Lookups by id (the SDK's getConversations asks limit 999, temporary
+		// conversations ask none) return every id asked for, up to 1000.
+		q.Limit = min(max(int(cm.GetLimit()), len(q.IDs)), 1000)
 	}
 	public := q.Transient != nil && *q.Transient || q.System != nil && *q.System
 	if len(q.IDs) == 0 && !public && q.Member == "" && len(q.AllMembers) == 0 {

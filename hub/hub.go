@@ -45,6 +45,7 @@ type Hub struct {
 	handler http.Handler
 	tokens  tokenSigner
 	convs   *convCache
+	rooms   *rooms
 	nonces  *nonceCache
 
 	ctx    context.Context // cancelled by Shutdown
@@ -75,6 +76,7 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		clients: make(map[string]map[*session]struct{}),
 		conns:   make(map[*conn]struct{}),
 		convs:   newConvCache(),
+		rooms:   newRooms(),
 		nonces:  newNonceCache(),
 	}
 	h.devices = c.DeviceStore
@@ -167,3 +169,20 @@ func (h *Hub) online(clientID string) bool {
 
 // Online reports whether clientID has at least one live session.
 func (h *Hub) Online(clientID string) bool { return h.online(clientID) }
+
+// isMember reports whether clientID may send to conv: a member, or for a
+// chat room, a client that joined it.
+func (h *Hub) isMember(conv *realtime.Conversation, clientID string) bool {
+	if conv.Transient {
+		return h.rooms.has(conv.ID, clientID)
+	}
+	return conv.HasMember(clientID)
+}
+
+// recipients are the members a message from `from` goes to.
+func (h *Hub) recipients(conv *realtime.Conversation, from string) []string {
+	if conv.Transient {
+		return without(h.rooms.list(conv.ID), from)
+	}
+	return without(conv.Members, from)
+}

@@ -84,12 +84,12 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 		ackError(s, req, realtime.ErrTempConvExpired)
 		return
 	}
-	if !conv.HasMember(s.clientID) {
+	if !h.isMember(conv, s.clientID) {
 		ackError(s, req, realtime.ErrInvalidTarget)
 		return
 	}
 	for _, p := range d.GetMentionPids() {
-		if !conv.HasMember(p) {
+		if !h.isMember(conv, p) {
 			ackError(s, req, realtime.ErrInvalidMessage.WithDetail("mentioned client %q is not a member", p))
 			return
 		}
@@ -112,7 +112,7 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 	ev := &realtime.MessageEvent{
 		Conversation: conv,
 		Message:      msg,
-		To:           without(conv.Members, s.clientID),
+		To:           h.recipients(conv, s.clientID),
 		SourceIP:     s.c.remoteIP,
 	}
 	if pd := d.GetPushData(); pd != "" {

@@ -332,8 +332,11 @@ func (h *Hub) afterSessionEnd(s *session, reason string, unexpected bool) {
 	if reason == "logout" && s.token != "" {
 		h.unbindDevice(s)
 	}
-	if unexpected && !h.online(s.clientID) {
-		h.sendWill(s.clientID)
+	if !h.online(s.clientID) {
+		h.rooms.leaveAll(s.clientID)
+		if unexpected {
+			h.sendWill(s.clientID)
+		}
 	}
 	h.runClientHook(false, &realtime.ClientEvent{ClientID: s.clientID, Tag: s.tag, DeviceID: s.deviceID, Reason: reason})
 }

@@ -1,6 +1,7 @@
 'use strict';
-// Harness: builds the example chat app (examples/chat) once per process and starts one
-// instance per scenario, on SQLite (a fresh temp file) or PostgreSQL (REALTIME_TEST_POSTGRES_DSN).
+// Harness: builds the example chat app (examples/chat), or the test-only e2e/testserver, once
+// per process and starts one instance per scenario, on SQLite (a fresh temp file) or PostgreSQL
+// (REALTIME_TEST_POSTGRES_DSN).
 // E2E_SERVER_URL=http://127.0.0.1:PORT skips building and starting: the tests then talk to
 // whatever server listens there (the reference stub, or an app started by hand).
 
@@ -17,26 +18,38 @@ const START_TIMEOUT_MS = 20 * 1000;
 /** A short random string that makes client ids and conversations unique per run. */
 const RUN_ID = crypto.randomBytes(4).toString('hex');
 
-let buildPromise;
+/** The Go mains startServer can run, by the `binary` option: name -> package path. */
+const BINARIES = {
+  chat: './examples/chat',
+  testserver: './e2e/testserver', // test-only: hooks the tests provoke and POST /sign
+};
 
-/** Builds ./examples/chat into a temp dir once per process; resolves to the binary path. */
-function buildApp() {
-  if (!buildPromise) {
-    buildPromise = new Promise((resolve, reject) => {
+const buildPromises = new Map();
+
+/**
+ * Builds a Go main (default ./examples/chat) into a temp dir once per process; resolves to the
+ * binary path.
+ * @param {string} [name] a key of BINARIES
+ */
+function buildApp(name = 'chat') {
+  const pkg = BINARIES[name];
+  if (!pkg) return Promise.reject(new Error(`unknown binary ${name}; known: ${Object.keys(BINARIES).join(', ')}`));
+  if (!buildPromises.has(name)) {
+    buildPromises.set(name, new Promise((resolve, reject) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'realtime-e2e-bin-'));
-      const bin = path.join(dir, 'chat');
-      execFile('go', ['build', '-o', bin, './examples/chat'],
+      const bin = path.join(dir, name);
+      execFile('go', ['build', '-o', bin, pkg],
         { cwd: REPO_ROOT, timeout: BUILD_TIMEOUT_MS, maxBuffer: 16 << 20 },
         (err, stdout, stderr) => {
           if (err) {
-            reject(new Error(`go build ./examples/chat failed: ${err.message}\n${stderr}`));
+            reject(new Error(`go build ${pkg} failed: ${err.message}\n${stderr}`));
             return;
           }
           resolve(bin);
         });
-    });
+    }));
   }
-  return buildPromise;
+  return buildPromises.get(name);
 }
 
 /**
@@ -66,8 +79,10 @@ let appSeq = 0;
  * @param {object} opts
  * @param {string} opts.db 'sqlite' | 'postgres' | 'external'
  * @param {string[]} [opts.args] extra command-line flags for the app
+ * @param {string} [opts.binary] which Go main to run: 'chat' (examples/chat, the default) or
+ *   'testserver' (e2e/testserver: test hooks and POST /sign)
  */
-async function startServer({ db = 'sqlite', args = [] } = {}) {
+async function startServer({ db = 'sqlite', args = [], binary = 'chat' } = {}) {
   appSeq += 1;
   // One Realtime per appId per process in SDK 5.x: every server in a process gets its own id.
   const appId = process.env.E2E_APP_ID || `e2e${RUN_ID}${process.pid}x${appSeq}`;
@@ -80,7 +95,7 @@ async function startServer({ db = 'sqlite', args = [] } = {}) {
     };
   }
 
-  const bin = await buildApp();
+  const bin = await buildApp(binary);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'realtime-e2e-'));
   let dbArg;
   if (db === 'sqlite') {

@@ -222,19 +222,25 @@ test('two browser windows chat through the example app', { timeout: 300000 }, as
   await step(t, 'Tom\'s message reaches Jerry as unread, and is ticked delivered', async () => {
     await send('Tom', 'Hello Jerry');
     await unreadOf('Jerry', 'Tom', 1);
-    await hasMessage('Tom', 'Hello Jerry', `m.querySelector('.ticks').dataset.receipt === 'delivered'`);
+    await hasMessage('Tom', 'Hello Jerry', `!!m.querySelector('.ticks') && m.querySelector('.ticks').dataset.receipt === 'delivered'`);
   });
 
   await step(t, 'Jerry opens the chat: Tom\'s message is ticked read', async () => {
     await openConv('Jerry', 'Tom');
     await hasMessage('Jerry', 'Hello Jerry');
     await unreadOf('Jerry', 'Tom', 0);
-    await hasMessage('Tom', 'Hello Jerry', `m.querySelector('.ticks').dataset.receipt === 'read'`);
+    await hasMessage('Tom', 'Hello Jerry', `!!m.querySelector('.ticks') && m.querySelector('.ticks').dataset.receipt === 'read'`);
   });
 
   await step(t, 'Jerry\'s typing shows on Tom\'s page, then the reply', async () => {
     await pages.Jerry.page.fill('#text', 'Hi To');
     await until('Tom', '"Jerry is typing…"', () => document.getElementById('typing').textContent === 'Jerry is typing\u2026');
+    // clearing the text says "stopped typing" at once (a notice lasts 4 s)
+    await pages.Jerry.page.fill('#text', '');
+    await until('Tom', 'the typing notice gone when Jerry cleared his text',
+      () => document.getElementById('typing').textContent === '', undefined, 2500);
+    await pages.Jerry.page.fill('#text', 'Hi To');
+    await until('Tom', '"Jerry is typing…" again', () => document.getElementById('typing').textContent === 'Jerry is typing\u2026');
     await send('Jerry', 'Hi Tom');
     await hasMessage('Tom', 'Hi Tom', `m.dataset.from === 'Jerry'`);
     await until('Tom', 'the typing notice gone after the message', () => document.getElementById('typing').textContent === '');
@@ -254,7 +260,7 @@ test('two browser windows chat through the example app', { timeout: 300000 }, as
   // Tom's read() goes out (throttled by the SDK) after his own reply, so
   // its timestamp is his message's: the receipt must still reach Jerry.
   await step(t, 'Jerry\'s messages that Tom saw before replying are ticked read', async () => {
-    await hasMessage('Jerry', '@Tom look at this', `m.querySelector('.ticks').dataset.receipt === 'read'`);
+    await hasMessage('Jerry', '@Tom look at this', `!!m.querySelector('.ticks') && m.querySelector('.ticks').dataset.receipt === 'read'`);
   });
 
   await step(t, 'Tom edits his message; Jerry sees the new text marked edited', async () => {
@@ -392,7 +398,7 @@ test('two browser windows chat through the example app', { timeout: 300000 }, as
     await page.click('#new-chat-button');
     await until('Tom', 'the chat with Spike open', () => document.getElementById('conv-title').textContent === 'Spike');
     for (let i = 1; i <= 55; i++) await send('Tom', `note ${i}`);
-    await hasMessage('Tom', 'note 55', `m.querySelector('.ticks').dataset.receipt === 'sent'`);
+    await hasMessage('Tom', 'note 55', `!!m.querySelector('.ticks') && m.querySelector('.ticks').dataset.receipt === 'sent'`);
     await page.reload({ timeout: STEP_TIMEOUT });
     await login('Tom');
     await openConv('Tom', 'Spike');

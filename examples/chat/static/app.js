@@ -282,7 +282,7 @@
   const RECEIPT_TITLE = { sending: 'Sending', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
 
   function renderMessage(msg, conv) {
-    const mine = msg.from === state.me;
+    const mine = !msg.from || msg.from === state.me; // no sender yet: ours, being sent
     const recalled = msg instanceof RecalledMessage;
     // an edit made while this page was away shows as updatedAt from history
     const edited = !recalled && ms(msg.updatedAt) > ms(msg.timestamp);
@@ -392,13 +392,16 @@
 
   // ---------- typing ----------
 
-  function sendTyping() {
+  // sendTyping tells the others we are typing (at most every
+  // TYPING_SEND_EVERY ms), or that we stopped: the text was cleared unsent.
+  function sendTyping(typing = true) {
     const conv = state.convs.get(state.current);
     const now = Date.now();
-    if (!conv || state.editing || now - state.lastTypingSent < TYPING_SEND_EVERY) return;
-    state.lastTypingSent = now;
+    if (!conv || state.editing) return;
+    if (typing ? now - state.lastTypingSent < TYPING_SEND_EVERY : !state.lastTypingSent) return;
+    state.lastTypingSent = typing ? now : 0;
     const notice = new TypingMessage();
-    notice.typing = true;
+    notice.typing = typing;
     conv.send(notice, { transient: true }).catch(() => {});
   }
 
@@ -454,7 +457,7 @@
     client.on(Event.MESSAGE_UPDATE, (msg, conv, reason) => {
       addConv(conv);
       state.notes.set(msg.id, reason && reason.code === KEYWORD_FILTERED ? 'filtered' : 'edited');
-      if (!replaceMessage(conv.id, msg)) state.earlyPatches.set(msg.id, msg);
+      if (!replaceMessage(conv.id, msg) && msg.from === state.me) state.earlyPatches.set(msg.id, msg);
       if (conv.id === state.current) renderMessages();
       renderConvs();
     });
@@ -462,7 +465,7 @@
       addConv(conv);
       if (reason && reason.code === KEYWORD_FILTERED) state.notes.set(msg.id, 'filtered');
       else state.notes.delete(msg.id);
-      if (!replaceMessage(conv.id, msg)) state.earlyPatches.set(msg.id, msg);
+      if (!replaceMessage(conv.id, msg) && msg.from === state.me) state.earlyPatches.set(msg.id, msg);
       if (conv.id === state.current) renderMessages();
       renderConvs();
     });
@@ -608,7 +611,7 @@
     send(text);
   });
 
-  $('text').addEventListener('input', () => { if ($('text').value) sendTyping(); });
+  $('text').addEventListener('input', () => sendTyping($('text').value !== ''));
   $('text').addEventListener('keydown', (e) => { if (e.key === 'Escape') cancelEdit(); });
   $('edit-cancel').addEventListener('click', cancelEdit);
 

@@ -344,7 +344,7 @@ func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendRe
 				continue
 			}
 			out := *m
-			out.ID = newID(now)
+			out.ID = newMsgID(now)
 			out.Seq = c.row.Seq + 1
 			out.Timestamp = max(nowMs, c.row.LastTS+1)
 			c.row.Seq, c.row.LastTS, c.row.LastMID = out.Seq, out.Timestamp, out.ID

@@ -164,7 +164,7 @@ func openSQLite(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 		params += "&" + query
 	}
 	base := "file:" + path + "?" + params
-	wsql, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=cache_size(-65536)")
+	wsql, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)")
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -319,6 +319,33 @@ func newID(now time.Time) string {
 	var b [12]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
 	_, _ = rand.Read(b[4:])
+	return hex.EncodeToString(b[:])
+}
+
+// msgIDPrefix and msgIDCounter make message ids: like a MongoDB ObjectId,
+// 4 bytes of Unix seconds, 5 random bytes fixed per process and a 3-byte
+// counter, so the ids one process writes increase and land at the right
+// edge of the primary-key index instead of on random pages of it.
+var (
+	msgIDPrefix  [5]byte
+	msgIDCounter atomic.Uint32
+)
+
+func init() {
+	var b [4]byte
+	_, _ = rand.Read(msgIDPrefix[:])
+	_, _ = rand.Read(b[:])
+	msgIDCounter.Store(binary.BigEndian.Uint32(b[:]))
+}
+
+// newMsgID returns a message id: 24 lowercase hex digits, increasing within
+// a process (see msgIDPrefix).
+func newMsgID(now time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
+	copy(b[4:9], msgIDPrefix[:])
+	c := msgIDCounter.Add(1)
+	b[9], b[10], b[11] = byte(c>>16), byte(c>>8), byte(c)
 	return hex.EncodeToString(b[:])
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,8 +178,9 @@ type item struct {
 }
 
 // commit writes a batch and answers its callers. A failed transaction is
-// retried (it may have lost a race on the de-duplication index against
-// another process); infrastructure errors go to every caller.
+// retried; on PostgreSQL the first attempt is optimistic (see
+// writeBatchOptimistic) and the retries lock the conversations first.
+// Infrastructure errors go to every caller.
 func (s *SQL) commit(batch []*appendReq) {
 	var items []item
 	for _, r := range batch {
@@ -192,7 +194,14 @@ func (s *SQL) commit(batch []*appendReq) {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var results []realtime.AppendResult
-		results, err = s.writeBatch(ctx, items)
+		switch {
+		case !s.pg:
+			results, err = s.writeBatchSQLite(ctx, items)
+		case attempt == 0:
+			results, err = s.writeBatchOptimistic(ctx, items)
+		default:
+			results, err = s.writeBatchLocked(ctx, items)
+		}
 		if err == nil {
 			s.batches.Add(1)
 			s.batchedMsgs.Add(int64(len(items)))
@@ -200,6 +209,12 @@ func (s *SQL) commit(batch []*appendReq) {
 				it.req.res[it.i] = results[k]
 			}
 			break
+		}
+		if s.pg && attempt == 0 {
+			// Usually a conflict with another process; the locked
+			// retry cannot conflict.
+			s.log.Debug("store: optimistic append batch failed", "messages", len(items), "err", err)
+			continue
 		}
 		s.log.Warn("store: append batch failed", "messages", len(items), "attempt", attempt+1, "err", err)
 	}
@@ -211,12 +226,201 @@ func (s *SQL) commit(batch []*appendReq) {
 	}
 }
 
-type convState struct {
-	row     convRow
-	changed bool
+// writeBatchSQLite writes items in one transaction: the store's writes are
+// serialized in-process and BEGIN IMMEDIATE excludes other writers, so
+// what the lookup reads cannot change before the writes.
+func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var results []realtime.AppendResult
+	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		v, err := s.lookup(ctx, tx, items)
+		if err != nil {
+			return err
+		}
+		var p *batchPlan
+		results, p = s.plan(v, items)
+		if p == nil {
+			return nil
+		}
+		return s.execWrites(ctx, tx.Tx, p)
+	})
+	return results, err
+}
+
+// writeBatchOptimistic writes items on PostgreSQL in two round trips and
+// no explicit transaction: the lookup is one autocommit SELECT, and the
+// writes are one multi-statement query, which PostgreSQL runs as one
+// implicit transaction. The writes lock the conversations in id order and
+// check that nothing they depend on changed since the lookup (see
+// batchPlan.stmts); when something did, the whole query fails and writes
+// nothing, and commit retries with writeBatchLocked. Retried messages that
+// another process stored meanwhile fail the unique index the same way.
+func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+	v, err := s.lookup(ctx, s.w, items)
+	if err != nil {
+		return nil, err
+	}
+	results, p := s.plan(v, items)
+	if p == nil {
+		return results, nil
+	}
+	if err := s.execWrites(ctx, s.w.DB, p); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// writeBatchLocked writes items on PostgreSQL in a transaction that first
+// locks the batch's conversation rows in id order (SELECT ... FOR UPDATE),
+// so other processes' appends to them wait, then reads and writes like
+// writeBatchOptimistic, whose checks then always pass.
+func (s *SQL) writeBatchLocked(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+	var results []realtime.AppendResult
+	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewRaw("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE",
+			bun.In(batchConvIDs(items))).Exec(ctx); err != nil {
+			return fmt.Errorf("lock conversations: %w", err)
+		}
+		v, err := s.lookup(ctx, tx, items)
+		if err != nil {
+			return err
+		}
+		var p *batchPlan
+		results, p = s.plan(v, items)
+		if p == nil {
+			return nil
+		}
+		return s.execWrites(ctx, tx.Tx, p)
+	})
+	return results, err
+}
+
+// batchConvIDs returns the sorted, distinct conversation ids of items.
+func batchConvIDs(items []item) []string {
+	ids := make([]string, 0, len(items))
+	for _, it := range items {
+		ids = append(ids, it.msg.ConvID)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 type cursorKey struct{ conv, client string }
+
+type dedupKey struct{ from, clientMsgID string }
+
+// convState is the head of a conversation as the lookup read it (seq0) and
+// as the batch moves it.
+type convState struct {
+	row     convRow
+	seq0    int64
+	changed bool
+}
+
+// batchView is what a batch reads before writing: its conversations, which
+// of its senders are members, and earlier copies of retried messages.
+type batchView struct {
+	convs  map[string]*convState
+	member map[cursorKey]bool
+	stored map[dedupKey]*realtime.Message
+}
+
+// lookupRow is one row of the lookup query: a conversation head (kind
+// "c"), a membership (kind "m": conv_id, client_id) or an earlier copy of
+// a retried message (kind "d": from_id, client_msg_id and its id in s).
+type lookupRow struct {
+	Kind          string `bun:"kind"`
+	A             string `bun:"a"`
+	B             string `bun:"b"`
+	S             string `bun:"s"`
+	Seq           int64  `bun:"seq"`
+	LastTS        int64  `bun:"last_ts"`
+	MentionAllSeq int64  `bun:"mention_all_seq"`
+	ExpiresAt     int64  `bun:"expires_at"`
+	Transient     bool   `bun:"is_transient"`
+	Temporary     bool   `bun:"is_temporary"`
+}
+
+// lookup reads everything a batch depends on in one query (three SELECTs
+// joined by UNION ALL: conversation heads by primary key, memberships of
+// the (conversation, sender) pairs through the members primary key, and
+// retried (sender, client message id) pairs through messages_dedup), plus
+// one more query for the full earlier copies when there are any.
+func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView, error) {
+	var q strings.Builder
+	args := make([]any, 0, 1+4*len(items))
+	q.WriteString("SELECT 'c' AS kind, c.id AS a, '' AS b, c.last_mid AS s, c.seq AS seq, c.last_ts AS last_ts, " +
+		"c.mention_all_seq AS mention_all_seq, c.expires_at AS expires_at, c.is_transient AS is_transient, " +
+		"c.is_temporary AS is_temporary FROM conversations c WHERE c.id IN (?)")
+	args = append(args, bun.In(batchConvIDs(items)))
+	seenPair := map[cursorKey]bool{}
+	for _, it := range items {
+		k := cursorKey{it.msg.ConvID, it.msg.From}
+		if seenPair[k] {
+			continue
+		}
+		if len(seenPair) == 0 {
+			q.WriteString("\nUNION ALL SELECT 'm', mb.conv_id, mb.client_id, '', 0, 0, 0, 0, FALSE, FALSE FROM (VALUES ")
+		} else {
+			q.WriteString(", ")
+		}
+		seenPair[k] = true
+		q.WriteString("(?, ?)")
+		args = append(args, k.conv, k.client)
+	}
+	q.WriteString(") AS v JOIN members mb ON mb.conv_id = v.column1 AND mb.client_id = v.column2")
+	first := true
+	for _, it := range items {
+		if it.msg.ClientMsgID == "" {
+			continue
+		}
+		if first {
+			q.WriteString("\nUNION ALL SELECT 'd', m.from_id, m.client_msg_id, m.id, 0, 0, 0, 0, FALSE, FALSE FROM (VALUES ")
+			first = false
+		} else {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?)")
+		args = append(args, it.msg.From, it.msg.ClientMsgID)
+	}
+	if !first {
+		q.WriteString(") AS v JOIN messages m ON m.from_id = v.column1 AND m.client_msg_id = v.column2")
+	}
+	var rows []lookupRow
+	if err := db.NewRaw(q.String(), args...).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("look up batch: %w", err)
+	}
+	v := &batchView{
+		convs:  map[string]*convState{},
+		member: map[cursorKey]bool{},
+		stored: map[dedupKey]*realtime.Message{},
+	}
+	var dupIDs []string
+	for _, r := range rows {
+		switch r.Kind {
+		case "c":
+			v.convs[r.A] = &convState{seq0: r.Seq, row: convRow{
+				ID: r.A, Seq: r.Seq, LastTS: r.LastTS, LastMID: r.S, MentionAllSeq: r.MentionAllSeq,
+				ExpiresAt: r.ExpiresAt, Transient: r.Transient, Temporary: r.Temporary,
+			}}
+		case "m":
+			v.member[cursorKey{r.A, r.B}] = true
+		case "d":
+			dupIDs = append(dupIDs, r.S)
+		}
+	}
+	if len(dupIDs) > 0 {
+		var ms []msgRow
+		if err := db.NewRaw("SELECT "+msgCols+" FROM messages m WHERE m.id IN (?)", bun.In(dupIDs)).Scan(ctx, &ms); err != nil {
+			return nil, fmt.Errorf("load duplicates: %w", err)
+		}
+		for i := range ms {
+			v.stored[dedupKey{ms[i].From, ms[i].ClientMsgID}] = ms[i].toMessage()
+		}
+	}
+	return v, nil
+}
 
 type senderCursor struct {
 	seq int64
@@ -224,226 +428,184 @@ type senderCursor struct {
 	mid string
 }
 
-// writeBatch writes items in one transaction and returns their results.
-func (s *SQL) writeBatch(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
-	if !s.pg {
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-	}
+// batchPlan is what a batch writes: its new messages, the conversation heads
+// they move, the senders' cursors (one per conversation and sender: its
+// newest message of the batch) and the newest mention of mentioned members.
+type batchPlan struct {
+	inserts  []msgRow
+	convs    []*convState // changed ones, in id order
+	senders  map[cursorKey]senderCursor
+	mentions map[cursorKey]int64
+}
+
+// plan decides the fate of every item from v: per-message errors,
+// duplicates, and ids, seqs and timestamps of the messages to store. The
+// plan is nil when nothing is to be written.
+func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchPlan) {
 	results := make([]realtime.AppendResult, len(items))
-	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		clear(results)
-		// 1. Conversations, locked in id order on PostgreSQL.
-		convIDs := make([]string, 0, len(items))
-		for _, it := range items {
-			convIDs = append(convIDs, it.msg.ConvID)
+	now := s.clock()
+	nowMs := now.UnixMilli()
+	p := &batchPlan{
+		inserts:  make([]msgRow, 0, len(items)),
+		senders:  map[cursorKey]senderCursor{},
+		mentions: map[cursorKey]int64{},
+	}
+	batchFirst := map[dedupKey]int{} // first item of the batch with that key
+	for k, it := range items {
+		m := it.msg
+		c := v.convs[m.ConvID]
+		if c == nil {
+			results[k].Err = realtime.ErrConvNotFound.WithDetail("conversation %s", m.ConvID)
+			continue
 		}
-		slices.Sort(convIDs)
-		convIDs = slices.Compact(convIDs)
-		var rows []convRow
-		if err := tx.NewRaw("SELECT "+convCols+" FROM conversations c WHERE c.id IN (?) ORDER BY c.id"+s.forUpdate(),
-			bun.In(convIDs)).Scan(ctx, &rows); err != nil {
-			return fmt.Errorf("load conversations: %w", err)
+		if c.row.expired(nowMs) {
+			results[k].Err = realtime.ErrTempConvExpired.WithDetail("conversation %s expired", m.ConvID)
+			continue
 		}
-		convs := make(map[string]*convState, len(rows))
-		for i := range rows {
-			convs[rows[i].ID] = &convState{row: rows[i]}
-		}
-		// 2. Memberships of the senders.
-		var pairs []cursorKey
-		seenPair := map[cursorKey]bool{}
-		for _, it := range items {
-			c := convs[it.msg.ConvID]
-			k := cursorKey{it.msg.ConvID, it.msg.From}
-			if c != nil && !c.row.Transient && !seenPair[k] {
-				seenPair[k] = true
-				pairs = append(pairs, k)
-			}
-		}
-		member := map[cursorKey]bool{}
-		if len(pairs) > 0 {
-			var q strings.Builder
-			args := make([]any, 0, 2*len(pairs))
-			q.WriteString("SELECT mb.conv_id, mb.client_id FROM (VALUES ")
-			for i, p := range pairs {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteString("(?, ?)")
-				args = append(args, p.conv, p.client)
-			}
-			q.WriteString(") AS v JOIN members mb ON mb.conv_id = v.column1 AND mb.client_id = v.column2")
-			var ms []struct {
-				ConvID   string `bun:"conv_id"`
-				ClientID string `bun:"client_id"`
-			}
-			if err := tx.NewRaw(q.String(), args...).Scan(ctx, &ms); err != nil {
-				return fmt.Errorf("load members: %w", err)
-			}
-			for _, m := range ms {
-				member[cursorKey{m.ConvID, m.ClientID}] = true
-			}
-		}
-		// 3. Earlier copies of retried messages.
-		type dedupKey struct{ from, dt string }
-		stored := map[dedupKey]*realtime.Message{}
-		var dq strings.Builder
-		var dargs []any
-		for _, it := range items {
-			if it.msg.ClientMsgID == "" {
+		dk := dedupKey{m.From, m.ClientMsgID}
+		if m.ClientMsgID != "" {
+			if old := v.stored[dk]; old != nil {
+				results[k] = realtime.AppendResult{Message: old, Duplicate: true}
 				continue
 			}
-			if len(dargs) > 0 {
-				dq.WriteString(", ")
-			}
-			dq.WriteString("(?, ?)")
-			dargs = append(dargs, it.msg.From, it.msg.ClientMsgID)
-		}
-		if len(dargs) > 0 {
-			var ms []msgRow
-			if err := tx.NewRaw("SELECT "+msgCols+" FROM (VALUES "+dq.String()+") AS v JOIN messages m "+
-				"ON m.from_id = v.column1 AND m.client_msg_id = v.column2",
-				dargs...).Scan(ctx, &ms); err != nil {
-				return fmt.Errorf("load duplicates: %w", err)
-			}
-			for i := range ms {
-				stored[dedupKey{ms[i].From, ms[i].ClientMsgID}] = ms[i].toMessage()
+			if first, ok := batchFirst[dk]; ok {
+				results[k] = realtime.AppendResult{Message: results[first].Message, Duplicate: true}
+				continue
 			}
 		}
-		// 4. Assign ids, seqs and timestamps.
-		now := s.clock()
-		nowMs := now.UnixMilli()
-		inserts := make([]msgRow, 0, len(items))
-		batchFirst := map[dedupKey]int{} // first item of the batch with that key
-		senders := map[cursorKey]senderCursor{}
-		mentions := map[cursorKey]int64{}
-		for k, it := range items {
-			m := it.msg
-			c := convs[m.ConvID]
-			if c == nil {
-				results[k].Err = realtime.ErrConvNotFound.WithDetail("conversation %s", m.ConvID)
-				continue
-			}
-			if c.row.expired(nowMs) {
-				results[k].Err = realtime.ErrTempConvExpired.WithDetail("conversation %s expired", m.ConvID)
-				continue
-			}
-			dk := dedupKey{m.From, m.ClientMsgID}
-			if m.ClientMsgID != "" {
-				if old := stored[dk]; old != nil {
-					results[k] = realtime.AppendResult{Message: old, Duplicate: true}
-					continue
-				}
-				if first, ok := batchFirst[dk]; ok {
-					results[k] = realtime.AppendResult{Message: results[first].Message, Duplicate: true}
-					continue
-				}
-			}
-			if !c.row.Transient && !member[cursorKey{m.ConvID, m.From}] {
-				results[k].Err = realtime.ErrInvalidTarget.WithDetail("%s is not a member of the conversation", m.From)
-				continue
-			}
-			out := *m
-			out.ID = newMsgID(now)
-			out.Seq = c.row.Seq + 1
-			out.Timestamp = max(nowMs, c.row.LastTS+1)
-			c.row.Seq, c.row.LastTS, c.row.LastMID = out.Seq, out.Timestamp, out.ID
-			if out.MentionAll {
-				c.row.MentionAllSeq = out.Seq
-			}
+		if !c.row.Transient && !v.member[cursorKey{m.ConvID, m.From}] {
+			results[k].Err = realtime.ErrInvalidTarget.WithDetail("%s is not a member of the conversation", m.From)
+			continue
+		}
+		out := *m
+		out.ID = newMsgID(now)
+		out.Seq = c.row.Seq + 1
+		out.Timestamp = max(nowMs, c.row.LastTS+1)
+		c.row.Seq, c.row.LastTS, c.row.LastMID = out.Seq, out.Timestamp, out.ID
+		if out.MentionAll {
+			c.row.MentionAllSeq = out.Seq
+		}
+		if !c.changed {
 			c.changed = true
-			results[k].Message = &out
-			if m.ClientMsgID != "" {
-				batchFirst[dk] = k
-			}
-			inserts = append(inserts, msgRow{
-				ID: out.ID, ConvID: out.ConvID, Seq: out.Seq, TS: out.Timestamp, From: out.From,
-				ClientMsgID: out.ClientMsgID, Data: out.Data, Binary: out.Binary, LCType: lcType(out.Data),
-				MentionAll: out.MentionAll, MentionPids: encodePids(out.MentionPids), Receipt: out.Receipt,
-			})
-			if !c.row.Transient {
-				senders[cursorKey{m.ConvID, m.From}] = senderCursor{out.Seq, out.Timestamp, out.ID}
-				for _, p := range out.MentionPids {
-					if p != m.From {
-						mentions[cursorKey{m.ConvID, p}] = out.Seq
-					}
+			p.convs = append(p.convs, c)
+		}
+		results[k].Message = &out
+		if m.ClientMsgID != "" {
+			batchFirst[dk] = k
+		}
+		p.inserts = append(p.inserts, msgRow{
+			ID: out.ID, ConvID: out.ConvID, Seq: out.Seq, TS: out.Timestamp, From: out.From,
+			ClientMsgID: out.ClientMsgID, Data: out.Data, Binary: out.Binary, LCType: lcType(out.Data),
+			MentionAll: out.MentionAll, MentionPids: encodePids(out.MentionPids), Receipt: out.Receipt,
+		})
+		if !c.row.Transient {
+			p.senders[cursorKey{m.ConvID, m.From}] = senderCursor{out.Seq, out.Timestamp, out.ID}
+			for _, pid := range out.MentionPids {
+				if pid != m.From {
+					p.mentions[cursorKey{m.ConvID, pid}] = out.Seq
 				}
 			}
 		}
-		if len(inserts) == 0 {
-			return nil
+	}
+	if len(p.inserts) == 0 {
+		return results, nil
+	}
+	slices.SortFunc(p.convs, func(a, b *convState) int { return strings.Compare(a.row.ID, b.row.ID) })
+	return results, p
+}
+
+// execer is a *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// execWrites sends the plan's statements as one multi-statement Exec (one
+// round trip on PostgreSQL), through database/sql directly: they are
+// formatted already and must not be scanned for placeholders again.
+func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
+	if _, err := db.ExecContext(ctx, strings.Join(s.writeStmts(p), ";\n")); err != nil {
+		return fmt.Errorf("write messages: %w", err)
+	}
+	return nil
+}
+
+// writeStmts formats the plan's statements: one multi-row INSERT of the
+// messages, one UPDATE ... FROM (VALUES ...) of the conversation heads, one
+// of the senders' cursors and one of mentioned members.
+//
+// On PostgreSQL they first lock the changed conversations in id order and
+// then check what the lookup read, so that they can run without a prior
+// lock (writeBatchOptimistic): the heads are updated only where seq is
+// still the one read, the senders' cursors only where the member row still
+// exists, and a statement fails the query unless every row was updated
+// (a CAST of a non-number to INTEGER is PostgreSQL's way to raise an
+// error from plain SQL). The unique indexes catch the rest.
+func (s *SQL) writeStmts(p *batchPlan) []string {
+	var stmts []string
+	fmtq := func(q string, args ...any) string { return s.w.NewRaw(q, args...).String() }
+	ids := make([]string, len(p.convs))
+	for i, c := range p.convs {
+		ids[i] = c.row.ID
+	}
+	if s.pg {
+		stmts = append(stmts, fmtq("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE", bun.In(ids)))
+	}
+	checked := func(update string, rows int, what string) string {
+		if !s.pg {
+			return update
 		}
-		// 5. One multi-row INSERT, then the updates below, all sent as one
-		// multi-statement Exec (one round trip on PostgreSQL).
-		stmts := []string{tx.NewInsert().Model(&inserts).String()}
-		// 6. Conversation heads, one UPDATE ... FROM (VALUES ...).
-		var b strings.Builder
-		var args []any
-		b.WriteString("UPDATE conversations SET seq = v.column2, last_ts = v.column3, last_mid = v.column4, " +
-			"mention_all_seq = v.column5 FROM (VALUES ")
-		first := true
-		for _, id := range convIDs {
-			c := convs[id]
-			if c == nil || !c.changed {
-				continue
-			}
-			if !first {
+		return fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = %d THEN '0' "+
+			"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", update, rows, what)
+	}
+
+	var b strings.Builder
+	var args []any
+	b.WriteString("UPDATE conversations SET seq = v.column3, last_ts = v.column4, last_mid = v.column5, " +
+		"mention_all_seq = v.column6 FROM (VALUES ")
+	for i, c := range p.convs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?)")
+		args = append(args, c.row.ID, c.seq0, c.row.Seq, c.row.LastTS, c.row.LastMID, c.row.MentionAllSeq)
+	}
+	b.WriteString(") AS v WHERE conversations.id = v.column1 AND conversations.seq = v.column2")
+	stmts = append(stmts, checked(fmtq(b.String(), args...), len(p.convs), "conversation"))
+
+	stmts = append(stmts, s.w.NewInsert().Model(&p.inserts).String())
+
+	if len(p.senders) > 0 {
+		b.Reset()
+		args = args[:0]
+		b.WriteString("UPDATE members SET read_seq = v.column3, read_ts = v.column4, read_mid = v.column5, " +
+			"delivered_ts = CASE WHEN members.delivered_ts < v.column4 THEN v.column4 ELSE members.delivered_ts END " +
+			"FROM (VALUES ")
+		for i, k := range sortedKeys(p.senders) {
+			c := p.senders[k]
+			if i > 0 {
 				b.WriteString(", ")
 			}
-			first = false
 			b.WriteString("(?, ?, ?, ?, ?)")
-			args = append(args, c.row.ID, c.row.Seq, c.row.LastTS, c.row.LastMID, c.row.MentionAllSeq)
+			args = append(args, k.conv, k.client, c.seq, c.ts, c.mid)
 		}
-		b.WriteString(") AS v WHERE conversations.id = v.column1")
-		stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
-		// 7. Senders' read and delivered cursors move to their message.
-		if len(senders) > 0 {
-			b.Reset()
-			args = args[:0]
-			b.WriteString("UPDATE members SET read_seq = v.column3, read_ts = v.column4, read_mid = v.column5, " +
-				"delivered_ts = CASE WHEN members.delivered_ts < v.column4 THEN v.column4 ELSE members.delivered_ts END " +
-				"FROM (VALUES ")
-			first = true
-			for _, k := range sortedKeys(senders) {
-				c := senders[k]
-				if !first {
-					b.WriteString(", ")
-				}
-				first = false
-				b.WriteString("(?, ?, ?, ?, ?)")
-				args = append(args, k.conv, k.client, c.seq, c.ts, c.mid)
-			}
-			b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-			stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
-		}
-		// 8. Mentioned members remember the newest mention.
-		if len(mentions) > 0 {
-			b.Reset()
-			args = args[:0]
-			b.WriteString("UPDATE members SET mention_seq = v.column3 FROM (VALUES ")
-			first = true
-			for _, k := range sortedKeys(mentions) {
-				if !first {
-					b.WriteString(", ")
-				}
-				first = false
-				b.WriteString("(?, ?, ?)")
-				args = append(args, k.conv, k.client, mentions[k])
-			}
-			b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-			stmts = append(stmts, tx.NewRaw(b.String(), args...).String())
-		}
-		// Through database/sql directly: the statements are formatted
-		// already and must not be scanned for placeholders again.
-		if _, err := tx.Tx.ExecContext(ctx, strings.Join(stmts, ";\n")); err != nil {
-			return fmt.Errorf("write messages: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
+		stmts = append(stmts, checked(fmtq(b.String(), args...), len(p.senders), "membership"))
 	}
-	return results, nil
+	if len(p.mentions) > 0 {
+		b.Reset()
+		args = args[:0]
+		b.WriteString("UPDATE members SET mention_seq = v.column3 FROM (VALUES ")
+		for i, k := range sortedKeys(p.mentions) {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?)")
+			args = append(args, k.conv, k.client, p.mentions[k])
+		}
+		b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
+		stmts = append(stmts, fmtq(b.String(), args...))
+	}
+	return stmts
 }
 
 func sortedKeys[V any](m map[cursorKey]V) []cursorKey {

@@ -20,11 +20,25 @@ import (
 type convCache struct {
 	mu sync.RWMutex
 	m  map[string]*realtime.Conversation
+
+	// loads collapses concurrent misses of one id into one store read, so
+	// a cold cache under load (a thousand first sends) is one query, not
+	// a thousand.
+	loadMu sync.Mutex
+	loads  map[string]*convLoad
+}
+
+type convLoad struct {
+	done chan struct{}
+	conv *realtime.Conversation
+	err  error
 }
 
 const convCacheMax = 100_000
 
-func newConvCache() *convCache { return &convCache{m: make(map[string]*realtime.Conversation)} }
+func newConvCache() *convCache {
+	return &convCache{m: make(map[string]*realtime.Conversation), loads: make(map[string]*convLoad)}
+}
 
 func (c *convCache) get(id string) *realtime.Conversation {
 	c.mu.RLock()
@@ -50,15 +64,32 @@ func (c *convCache) drop(id string) {
 // conversation returns a conversation, from the cache when possible. The
 // result must not be modified.
 func (h *Hub) conversation(ctx context.Context, id string) (*realtime.Conversation, error) {
-	if c := h.convs.get(id); c != nil {
+	cc := h.convs
+	if c := cc.get(id); c != nil {
 		return c, nil
 	}
-	c, err := h.store.GetConversation(ctx, id)
-	if err != nil {
-		return nil, err
+	cc.loadMu.Lock()
+	if l, ok := cc.loads[id]; ok {
+		cc.loadMu.Unlock()
+		select {
+		case <-l.done:
+			return l.conv, l.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	h.convs.put(c)
-	return c, nil
+	l := &convLoad{done: make(chan struct{})}
+	cc.loads[id] = l
+	cc.loadMu.Unlock()
+	l.conv, l.err = h.store.GetConversation(ctx, id)
+	if l.err == nil {
+		cc.put(l.conv)
+	}
+	cc.loadMu.Lock()
+	delete(cc.loads, id)
+	cc.loadMu.Unlock()
+	close(l.done)
+	return l.conv, l.err
 }
 
 func (h *Hub) handleConv(s *session, req *wire.GenericCommand) {

@@ -46,7 +46,12 @@ type Hub struct {
 	tokens  tokenSigner
 	convs   *convCache
 	rooms   *rooms
-	nonces  *nonceCache
+	// noWill remembers clients known to have no will message, so that a
+	// dropped socket costs no store write for the (many) clients that never
+	// set one. SetWill removes the client; a restart forgets (and checks the
+	// store once again).
+	noWill sync.Map
+	nonces *nonceCache
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc

@@ -611,6 +611,7 @@ func (h *Hub) setWill(ctx context.Context, s *session, req *wire.GenericCommand,
 	}
 	msg.ID = newMessageID()
 	msg.Timestamp = h.nowMs()
+	h.noWill.Delete(s.clientID)
 	if err := h.store.SetWill(ctx, realtime.Will{ClientID: s.clientID, Message: *msg, SetAt: h.now()}); err != nil {
 		ackError(s, req, err)
 		return
@@ -625,14 +626,19 @@ func (h *Hub) sendWill(clientID string) {
 	// its will.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
+	if _, none := h.noWill.Load(clientID); none {
+		return
+	}
 	w, err := h.store.TakeWill(ctx, clientID)
 	if err != nil {
 		h.log.Error("take will", "client", clientID, "err", err)
 		return
 	}
 	if w == nil {
+		h.noWill.Store(clientID, struct{}{})
 		return
 	}
+	h.noWill.Store(clientID, struct{}{})
 	conv, err := h.conversation(ctx, w.Message.ConvID)
 	if err != nil || !conv.HasMember(clientID) {
 		return

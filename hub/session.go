@@ -84,6 +84,8 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 		}
 		if err := h.store.ClearWill(h.ctx, s.clientID); err != nil {
 			h.log.Error("clear will", append(s.logAttrs(), "err", err)...)
+		} else {
+			h.noWill.Store(s.clientID, struct{}{})
 		}
 		c.removeSession(s)
 		h.endSession(s, "logout", false)

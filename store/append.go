@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/leanhub/realtime"
 )
@@ -349,43 +351,42 @@ type lookupRow struct {
 // one more query for the full earlier copies when there are any.
 func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView, error) {
 	var q strings.Builder
-	args := make([]any, 0, 1+4*len(items))
+	var args []any
 	q.WriteString("SELECT 'c' AS kind, c.id AS a, '' AS b, c.last_mid AS s, c.seq AS seq, c.last_ts AS last_ts, " +
 		"c.mention_all_seq AS mention_all_seq, c.expires_at AS expires_at, c.is_transient AS is_transient, " +
-		"c.is_temporary AS is_temporary FROM conversations c WHERE c.id IN (?)")
-	args = append(args, bun.In(batchConvIDs(items)))
+		"c.is_temporary AS is_temporary FROM conversations c WHERE c.id ")
+	if s.pg {
+		q.WriteString("= ANY(?::text[])")
+		args = append(args, pgdialect.Array(batchConvIDs(items)))
+	} else {
+		q.WriteString("IN (?)")
+		args = append(args, bun.In(batchConvIDs(items)))
+	}
+	// Memberships: one row per (conversation, sender) pair, seq 1 for a
+	// member; the scalar subquery makes each a primary-key probe.
+	var pairConvs, pairClients []string
 	seenPair := map[cursorKey]bool{}
 	for _, it := range items {
-		k := cursorKey{it.msg.ConvID, it.msg.From}
-		if seenPair[k] {
-			continue
+		if k := (cursorKey{it.msg.ConvID, it.msg.From}); !seenPair[k] {
+			seenPair[k] = true
+			pairConvs, pairClients = append(pairConvs, k.conv), append(pairClients, k.client)
 		}
-		if len(seenPair) == 0 {
-			q.WriteString("\nUNION ALL SELECT 'm', mb.conv_id, mb.client_id, '', 0, 0, 0, 0, FALSE, FALSE FROM (VALUES ")
-		} else {
-			q.WriteString(", ")
-		}
-		seenPair[k] = true
-		q.WriteString("(?, ?)")
-		args = append(args, k.conv, k.client)
 	}
-	q.WriteString(") AS v JOIN members mb ON mb.conv_id = v.column1 AND mb.client_id = v.column2")
-	first := true
+	table, targs := s.derivedTable([]string{"c:text", "s:text"}, pairConvs, pairClients)
+	q.WriteString("\nUNION ALL SELECT 'm', v.c, v.s, '', COALESCE((SELECT 1 FROM members mb " +
+		"WHERE mb.conv_id = v.c AND mb.client_id = v.s), 0), 0, 0, 0, FALSE, FALSE FROM " + table)
+	args = append(args, targs...)
+	var dupFroms, dupKeys []string
 	for _, it := range items {
-		if it.msg.ClientMsgID == "" {
-			continue
+		if it.msg.ClientMsgID != "" {
+			dupFroms, dupKeys = append(dupFroms, it.msg.From), append(dupKeys, it.msg.ClientMsgID)
 		}
-		if first {
-			q.WriteString("\nUNION ALL SELECT 'd', m.from_id, m.client_msg_id, m.id, 0, 0, 0, 0, FALSE, FALSE FROM (VALUES ")
-			first = false
-		} else {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?)")
-		args = append(args, it.msg.From, it.msg.ClientMsgID)
 	}
-	if !first {
-		q.WriteString(") AS v JOIN messages m ON m.from_id = v.column1 AND m.client_msg_id = v.column2")
+	if len(dupFroms) > 0 {
+		table, targs := s.derivedTable([]string{"f:text", "k:text"}, dupFroms, dupKeys)
+		q.WriteString("\nUNION ALL SELECT 'd', m.from_id, m.client_msg_id, m.id, 0, 0, 0, 0, FALSE, FALSE FROM " + table +
+			" JOIN messages m ON m.from_id = v.f AND m.client_msg_id = v.k")
+		args = append(args, targs...)
 	}
 	var rows []lookupRow
 	if err := db.NewRaw(q.String(), args...).Scan(ctx, &rows); err != nil {
@@ -405,7 +406,7 @@ func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView,
 				ExpiresAt: r.ExpiresAt, Transient: r.Transient, Temporary: r.Temporary,
 			}}
 		case "m":
-			v.member[cursorKey{r.A, r.B}] = true
+			v.member[cursorKey{r.A, r.B}] = r.Seq == 1
 		case "d":
 			dupIDs = append(dupIDs, r.S)
 		}
@@ -558,54 +559,129 @@ func (s *SQL) writeStmts(p *batchPlan) []string {
 			"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", update, rows, what)
 	}
 
-	var b strings.Builder
-	var args []any
-	b.WriteString("UPDATE conversations SET seq = v.column3, last_ts = v.column4, last_mid = v.column5, " +
-		"mention_all_seq = v.column6 FROM (VALUES ")
+	n := len(p.convs)
+	convIDs, mids := make([]string, n), make([]string, n)
+	seq0s, seqs, tss, mentionAll := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	for i, c := range p.convs {
+		convIDs[i], seq0s[i], seqs[i], tss[i], mids[i], mentionAll[i] =
+			c.row.ID, c.seq0, c.row.Seq, c.row.LastTS, c.row.LastMID, c.row.MentionAllSeq
+	}
+	table, args := s.derivedTable([]string{"id:text", "seq0:bigint", "seq:bigint", "ts:bigint", "mid:text", "mas:bigint"},
+		convIDs, seq0s, seqs, tss, mids, mentionAll)
+	stmts = append(stmts, checked(fmtq("UPDATE conversations SET seq = v.seq, last_ts = v.ts, last_mid = v.mid, "+
+		"mention_all_seq = v.mas FROM "+table+" WHERE conversations.id = v.id AND conversations.seq = v.seq0", args...),
+		n, "conversation"))
+
+	stmts = append(stmts, s.insertStmt(p.inserts))
+
+	if len(p.senders) > 0 {
+		keys := sortedKeys(p.senders)
+		cs, cl, mids := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+		seqs, tss := make([]int64, len(keys)), make([]int64, len(keys))
+		for i, k := range keys {
+			c := p.senders[k]
+			cs[i], cl[i], seqs[i], tss[i], mids[i] = k.conv, k.client, c.seq, c.ts, c.mid
+		}
+		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint", "ts:bigint", "mid:text"}, cs, cl, seqs, tss, mids)
+		stmts = append(stmts, checked(fmtq("UPDATE members SET read_seq = v.seq, read_ts = v.ts, read_mid = v.mid, "+
+			"delivered_ts = CASE WHEN members.delivered_ts < v.ts THEN v.ts ELSE members.delivered_ts END "+
+			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s", args...), len(keys), "membership"))
+	}
+	if len(p.mentions) > 0 {
+		keys := sortedKeys(p.mentions)
+		cs, cl, seqs := make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
+		for i, k := range keys {
+			cs[i], cl[i], seqs[i] = k.conv, k.client, p.mentions[k]
+		}
+		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint"}, cs, cl, seqs)
+		stmts = append(stmts, fmtq("UPDATE members SET mention_seq = v.seq FROM "+table+
+			" WHERE members.conv_id = v.c AND members.client_id = v.s", args...))
+	}
+	return stmts
+}
+
+// insertStmt formats the multi-row INSERT of the batch's messages: bun's
+// INSERT ... VALUES on SQLite; on PostgreSQL INSERT ... SELECT from one
+// array per column, which PostgreSQL parses and plans much faster than
+// hundreds of VALUES items.
+func (s *SQL) insertStmt(rows []msgRow) string {
+	if !s.pg {
+		return s.w.NewInsert().Model(&rows).String()
+	}
+	n := len(rows)
+	ids, convs, froms, cmids, data, pids := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	seqs, tss, lctypes := make([]int64, n), make([]int64, n), make([]int64, n)
+	bins := make([][]byte, n)
+	mentionAll, receipt := make([]bool, n), make([]bool, n)
+	for i, r := range rows {
+		ids[i], convs[i], seqs[i], tss[i], froms[i], cmids[i] = r.ID, r.ConvID, r.Seq, r.TS, r.From, r.ClientMsgID
+		data[i], lctypes[i], mentionAll[i], pids[i], receipt[i] = r.Data, int64(r.LCType), r.MentionAll, r.MentionPids, r.Receipt
+		if len(r.Binary) > 0 {
+			bins[i] = r.Binary
+		}
+	}
+	table, args := s.derivedTable([]string{"id:text", "conv_id:text", "seq:bigint", "ts:bigint", "from_id:text",
+		"client_msg_id:text", "data:text", "bin:bytea", "lctype:integer", "mention_all:boolean", "mention_pids:text",
+		"receipt:boolean"}, ids, convs, seqs, tss, froms, cmids, data, bins, lctypes, mentionAll, pids, receipt)
+	return s.w.NewRaw("INSERT INTO messages (id, conv_id, seq, ts, from_id, client_msg_id, data, bin, lctype, "+
+		"mention_all, mention_pids, receipt) SELECT v.id, v.conv_id, v.seq, v.ts, v.from_id, NULLIF(v.client_msg_id, ''), "+
+		"v.data, v.bin, v.lctype, v.mention_all, v.mention_pids, v.receipt FROM "+table, args...).String()
+}
+
+// derivedTable returns a FROM item "... AS v" with the given columns
+// ("name:postgres type"), whose rows are the elements of cols (slices of
+// equal length, one per column), and its query arguments. On PostgreSQL it
+// is unnest of one array literal per column, which PostgreSQL parses and
+// plans much faster than a VALUES list of the same rows; on SQLite a
+// VALUES list.
+func (s *SQL) derivedTable(columns []string, cols ...any) (string, []any) {
+	var b strings.Builder
+	args := make([]any, 0, len(cols))
+	if s.pg {
+		b.WriteString("unnest(")
+		names := make([]string, len(columns))
+		for i, c := range columns {
+			name, typ, _ := strings.Cut(c, ":")
+			names[i] = name
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("?::" + typ + "[]")
+			args = append(args, pgdialect.Array(cols[i]))
+		}
+		b.WriteString(") AS v(" + strings.Join(names, ", ") + ")")
+		return b.String(), args
+	}
+	b.WriteString("(SELECT ")
+	for i, c := range columns {
+		name, _, _ := strings.Cut(c, ":")
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?)")
-		args = append(args, c.row.ID, c.seq0, c.row.Seq, c.row.LastTS, c.row.LastMID, c.row.MentionAllSeq)
+		fmt.Fprintf(&b, "column%d AS %s", i+1, name)
 	}
-	b.WriteString(") AS v WHERE conversations.id = v.column1 AND conversations.seq = v.column2")
-	stmts = append(stmts, checked(fmtq(b.String(), args...), len(p.convs), "conversation"))
-
-	stmts = append(stmts, s.w.NewInsert().Model(&p.inserts).String())
-
-	if len(p.senders) > 0 {
-		b.Reset()
-		args = args[:0]
-		b.WriteString("UPDATE members SET read_seq = v.column3, read_ts = v.column4, read_mid = v.column5, " +
-			"delivered_ts = CASE WHEN members.delivered_ts < v.column4 THEN v.column4 ELSE members.delivered_ts END " +
-			"FROM (VALUES ")
-		for i, k := range sortedKeys(p.senders) {
-			c := p.senders[k]
+	b.WriteString(" FROM (VALUES ")
+	vals := make([]reflect.Value, len(cols))
+	for i, c := range cols {
+		vals[i] = reflect.ValueOf(c)
+	}
+	for r := 0; r < vals[0].Len(); r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		for i := range vals {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?)")
-			args = append(args, k.conv, k.client, c.seq, c.ts, c.mid)
+			b.WriteString("?")
+			args = append(args, vals[i].Index(r).Interface())
 		}
-		b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-		stmts = append(stmts, checked(fmtq(b.String(), args...), len(p.senders), "membership"))
+		b.WriteString(")")
 	}
-	if len(p.mentions) > 0 {
-		b.Reset()
-		args = args[:0]
-		b.WriteString("UPDATE members SET mention_seq = v.column3 FROM (VALUES ")
-		for i, k := range sortedKeys(p.mentions) {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?)")
-			args = append(args, k.conv, k.client, p.mentions[k])
-		}
-		b.WriteString(") AS v WHERE members.conv_id = v.column1 AND members.client_id = v.column2")
-		stmts = append(stmts, fmtq(b.String(), args...))
-	}
-	return stmts
+	b.WriteString(")) AS v")
+	return b.String(), args
 }
 
 func sortedKeys[V any](m map[cursorKey]V) []cursorKey {

@@ -175,7 +175,7 @@ func TestPostgresTwoWriters(t *testing.T) {
 	const perSender = 40
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	stored := map[string]int{} // conv -> messages stored
+	stored := map[string]int{}    // conv -> messages stored
 	last := map[[2]string]int64{} // (conv, sender) -> newest own seq
 	for si, s := range stores {
 		for _, from := range senders {

@@ -37,6 +37,7 @@ type conn struct {
 	// the JS SDK) and 1 for lc.protobuf2.1 (push-style offline sync).
 	protocolVersion int
 	req             *http.Request
+	batch           *batchConn // nil when the server could not hijack through it
 	remoteIP        string
 	out             chan []byte
 	quit            chan struct{} // closed once by closeWith
@@ -65,7 +66,8 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, opts)
+	hw := &hijackBatcher{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
+	ws, err := websocket.Accept(hw, r, opts)
 	if err != nil {
 		h.log.Debug("websocket accept failed", "err", err)
 		return
@@ -86,6 +88,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		ws:              ws,
 		base64:          sub == wire.ProtocolBase64 || sub == wire.ProtocolBase64V1,
 		req:             r,
+		batch:           hw.conn,
 		remoteIP:        clientIP(r),
 		out:             make(chan []byte, h.cfg.Limits.OutboundQueue),
 		quit:            make(chan struct{}),
@@ -175,7 +178,21 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case frame := <-c.out:
-			if !write(frame) {
+			// Drain the backlog into as few syscalls as possible.
+			if c.batch != nil {
+				c.batch.begin()
+			}
+			ok := write(frame)
+			for n := len(c.out); ok && n > 0; n-- {
+				ok = write(<-c.out)
+			}
+			if c.batch != nil {
+				if err := c.batch.end(); err != nil {
+					ok = false
+				}
+			}
+			if !ok {
+				c.closeWith(websocket.StatusAbnormalClosure, "", closeDrop)
 				c.ws.CloseNow()
 				return
 			}

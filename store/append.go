@@ -250,41 +250,100 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 	return results, err
 }
 
-// writeBatchOptimistic writes items on PostgreSQL in two round trips and
-// no explicit transaction: the lookup is one autocommit SELECT, and the
-// writes are one multi-statement query, which PostgreSQL runs as one
-// implicit transaction. The writes lock the conversations in id order and
-// check that nothing they depend on changed since the lookup (see
-// batchPlan.stmts); when something did, the whole query fails and writes
-// nothing, and commit retries with writeBatchLocked. Retried messages that
-// another process stored meanwhile fail the unique index the same way.
+// writeBatchOptimistic writes items on PostgreSQL without an explicit
+// transaction, in one round trip when the writer's cache (see headCache)
+// knows the batch's conversations and senders, else two: a lookup of what
+// it does not know, an autocommit SELECT, then the writes, one
+// multi-statement query that PostgreSQL runs as one implicit transaction.
+// The writes lock the conversations in id order and check that nothing
+// they assumed changed (see writeStmts); when something did, the whole
+// query fails and writes nothing, and commit retries with
+// writeBatchLocked. Retried sends are not looked up: one whose first copy
+// is stored fails the unique index the same way, and the locked retry
+// finds it.
 func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
-	v, err := s.lookup(ctx, s.w, items)
-	if err != nil {
+	v := newBatchView()
+	var r reads
+	for _, id := range batchConvIDs(items) {
+		if row, ok := s.cache.convs[id]; ok {
+			v.convs[id] = &convState{row: row, seq0: row.Seq}
+		} else {
+			r.convs = append(r.convs, id)
+		}
+	}
+	for _, k := range needs(items).pairs {
+		if s.cache.members[k] {
+			v.member[k] = true
+		} else {
+			r.pairs = append(r.pairs, k)
+		}
+	}
+	if err := s.read(ctx, s.w, r, v); err != nil {
 		return nil, err
 	}
 	results, p := s.plan(v, items)
-	if p == nil {
-		return results, nil
+	if p != nil {
+		if err := s.execWrites(ctx, s.w.DB, p); err != nil {
+			s.cache.forget(v)
+			return nil, err
+		}
 	}
-	if err := s.execWrites(ctx, s.w.DB, p); err != nil {
-		return nil, err
-	}
+	s.cache.remember(v)
 	return results, nil
+}
+
+// headCache is what the PostgreSQL writer knows from its earlier batches:
+// conversation heads as it last read or wrote them, and (conversation,
+// sender) pairs it found to be members. It is owned by the writer
+// goroutine and is only a guess: writeStmts checks every entry a batch
+// relies on, another process's appends or a removed member make the batch
+// fail, and its entries are forgotten. It is cleared when it grows past
+// maxCached entries.
+type headCache struct {
+	convs   map[string]convRow
+	members map[cursorKey]bool
+}
+
+const maxCached = 1 << 16
+
+func (c *headCache) remember(v *batchView) {
+	if c.convs == nil || len(c.convs) > maxCached || len(c.members) > maxCached {
+		c.convs, c.members = map[string]convRow{}, map[cursorKey]bool{}
+	}
+	for id, st := range v.convs {
+		c.convs[id] = st.row
+	}
+	for k, ok := range v.member {
+		if ok {
+			c.members[k] = true
+		}
+	}
+}
+
+func (c *headCache) forget(v *batchView) {
+	for id := range v.convs {
+		delete(c.convs, id)
+	}
+	for k := range v.member {
+		delete(c.members, k)
+	}
 }
 
 // writeBatchLocked writes items on PostgreSQL in a transaction that first
 // locks the batch's conversation rows in id order (SELECT ... FOR UPDATE),
-// so other processes' appends to them wait, then reads and writes like
-// writeBatchOptimistic, whose checks then always pass.
+// so other processes' appends to them wait, then reads everything (retried
+// sends included) and writes like writeBatchOptimistic, whose checks then
+// always pass.
 func (s *SQL) writeBatchLocked(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
 	var results []realtime.AppendResult
+	var v *batchView
 	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewRaw("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE",
 			bun.In(batchConvIDs(items))).Exec(ctx); err != nil {
 			return fmt.Errorf("lock conversations: %w", err)
 		}
-		v, err := s.lookup(ctx, tx, items)
+		var err error
+		v, err = s.lookup(ctx, tx, items)
 		if err != nil {
 			return err
 		}
@@ -295,6 +354,9 @@ func (s *SQL) writeBatchLocked(ctx context.Context, items []item) ([]realtime.Ap
 		}
 		return s.execWrites(ctx, tx.Tx, p)
 	})
+	if err == nil {
+		s.cache.remember(v)
+	}
 	return results, err
 }
 
@@ -350,39 +412,83 @@ type lookupRow struct {
 // retried (sender, client message id) pairs through messages_dedup), plus
 // one more query for the full earlier copies when there are any.
 func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView, error) {
+	v := newBatchView()
+	r := needs(items)
+	if err := s.read(ctx, db, r, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func newBatchView() *batchView {
+	return &batchView{
+		convs:  map[string]*convState{},
+		member: map[cursorKey]bool{},
+		stored: map[dedupKey]*realtime.Message{},
+	}
+}
+
+// reads lists what a batch must read: conversation ids (sorted), (conversation,
+// sender) pairs and (sender, client message id) keys.
+type reads struct {
+	convs []string
+	pairs []cursorKey
+	dups  []dedupKey
+}
+
+// needs lists everything items depend on.
+func needs(items []item) reads {
+	r := reads{convs: batchConvIDs(items)}
+	seenPair := map[cursorKey]bool{}
+	for _, it := range items {
+		if k := (cursorKey{it.msg.ConvID, it.msg.From}); !seenPair[k] {
+			seenPair[k] = true
+			r.pairs = append(r.pairs, k)
+		}
+		if it.msg.ClientMsgID != "" {
+			r.dups = append(r.dups, dedupKey{it.msg.From, it.msg.ClientMsgID})
+		}
+	}
+	return r
+}
+
+// read runs the lookup query for r and adds what it finds to v.
+func (s *SQL) read(ctx context.Context, db bun.IDB, r reads, v *batchView) error {
+	if len(r.convs) == 0 && len(r.pairs) == 0 && len(r.dups) == 0 {
+		return nil
+	}
 	var q strings.Builder
 	var args []any
 	q.WriteString("SELECT 'c' AS kind, c.id AS a, '' AS b, c.last_mid AS s, c.seq AS seq, c.last_ts AS last_ts, " +
 		"c.mention_all_seq AS mention_all_seq, c.expires_at AS expires_at, c.is_transient AS is_transient, " +
 		"c.is_temporary AS is_temporary FROM conversations c WHERE c.id ")
-	if s.pg {
+	switch {
+	case len(r.convs) == 0:
+		q.WriteString("IS NULL")
+	case s.pg:
 		q.WriteString("= ANY(?::text[])")
-		args = append(args, pgdialect.Array(batchConvIDs(items)))
-	} else {
+		args = append(args, pgdialect.Array(r.convs))
+	default:
 		q.WriteString("IN (?)")
-		args = append(args, bun.In(batchConvIDs(items)))
+		args = append(args, bun.In(r.convs))
 	}
 	// Memberships: one row per (conversation, sender) pair, seq 1 for a
 	// member; the scalar subquery makes each a primary-key probe.
-	var pairConvs, pairClients []string
-	seenPair := map[cursorKey]bool{}
-	for _, it := range items {
-		if k := (cursorKey{it.msg.ConvID, it.msg.From}); !seenPair[k] {
-			seenPair[k] = true
-			pairConvs, pairClients = append(pairConvs, k.conv), append(pairClients, k.client)
+	if len(r.pairs) > 0 {
+		pairConvs, pairClients := make([]string, len(r.pairs)), make([]string, len(r.pairs))
+		for i, k := range r.pairs {
+			pairConvs[i], pairClients[i] = k.conv, k.client
 		}
+		table, targs := s.derivedTable([]string{"c:text", "s:text"}, pairConvs, pairClients)
+		q.WriteString("\nUNION ALL SELECT 'm', v.c, v.s, '', COALESCE((SELECT 1 FROM members mb " +
+			"WHERE mb.conv_id = v.c AND mb.client_id = v.s), 0), 0, 0, 0, FALSE, FALSE FROM " + table)
+		args = append(args, targs...)
 	}
-	table, targs := s.derivedTable([]string{"c:text", "s:text"}, pairConvs, pairClients)
-	q.WriteString("\nUNION ALL SELECT 'm', v.c, v.s, '', COALESCE((SELECT 1 FROM members mb " +
-		"WHERE mb.conv_id = v.c AND mb.client_id = v.s), 0), 0, 0, 0, FALSE, FALSE FROM " + table)
-	args = append(args, targs...)
-	var dupFroms, dupKeys []string
-	for _, it := range items {
-		if it.msg.ClientMsgID != "" {
-			dupFroms, dupKeys = append(dupFroms, it.msg.From), append(dupKeys, it.msg.ClientMsgID)
+	if len(r.dups) > 0 {
+		dupFroms, dupKeys := make([]string, len(r.dups)), make([]string, len(r.dups))
+		for i, k := range r.dups {
+			dupFroms[i], dupKeys[i] = k.from, k.clientMsgID
 		}
-	}
-	if len(dupFroms) > 0 {
 		table, targs := s.derivedTable([]string{"f:text", "k:text"}, dupFroms, dupKeys)
 		q.WriteString("\nUNION ALL SELECT 'd', m.from_id, m.client_msg_id, m.id, 0, 0, 0, 0, FALSE, FALSE FROM " + table +
 			" JOIN messages m ON m.from_id = v.f AND m.client_msg_id = v.k")
@@ -390,12 +496,7 @@ func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView,
 	}
 	var rows []lookupRow
 	if err := db.NewRaw(q.String(), args...).Scan(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("look up batch: %w", err)
-	}
-	v := &batchView{
-		convs:  map[string]*convState{},
-		member: map[cursorKey]bool{},
-		stored: map[dedupKey]*realtime.Message{},
+		return fmt.Errorf("look up batch: %w", err)
 	}
 	var dupIDs []string
 	for _, r := range rows {
@@ -414,13 +515,13 @@ func (s *SQL) lookup(ctx context.Context, db bun.IDB, items []item) (*batchView,
 	if len(dupIDs) > 0 {
 		var ms []msgRow
 		if err := db.NewRaw("SELECT "+msgCols+" FROM messages m WHERE m.id IN (?)", bun.In(dupIDs)).Scan(ctx, &ms); err != nil {
-			return nil, fmt.Errorf("load duplicates: %w", err)
+			return fmt.Errorf("load duplicates: %w", err)
 		}
 		for i := range ms {
 			v.stored[dedupKey{ms[i].From, ms[i].ClientMsgID}] = ms[i].toMessage()
 		}
 	}
-	return v, nil
+	return nil
 }
 
 type senderCursor struct {

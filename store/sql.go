@@ -103,6 +103,8 @@ type SQL struct {
 	closeErr   error
 
 	batches, batchedMsgs atomic.Int64
+
+	cache headCache // PostgreSQL appends; owned by the writer goroutine
 }
 
 // Stats are counters of the append writer.

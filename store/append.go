@@ -58,6 +58,8 @@ func (s *SQL) AppendMessages(ctx context.Context, msgs []*realtime.Message) ([]r
 	if valid == 0 {
 		return req.res, nil
 	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -105,14 +107,20 @@ func (s *SQL) checkMessage(m *realtime.Message) error {
 }
 
 // writer is the group-commit loop: it takes whatever appends are queued,
-// waits a little for more when the last batch had several callers (up to
-// the window, or until as many callers as last time have arrived), writes
-// them in one transaction and answers them.
+// waits a little for more when several callers were sending at the end of
+// the last batch (up to the window, or until that many calls are queued),
+// writes them in one transaction and answers them.
+//
+// "Sending" counts the AppendMessages calls in progress when the last batch
+// was answered: that batch's callers and those already waiting for the
+// next. With many senders each waiting for its answer before sending again,
+// counting only the last batch's callers lets the senders settle into two
+// groups that alternate, each writing half-size batches.
 func (s *SQL) writer() {
 	defer close(s.writerDone)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	prevCallers := 0
+	sending := 0
 	var batch []*appendReq
 	for {
 		batch = batch[:0]
@@ -139,7 +147,7 @@ func (s *SQL) writer() {
 				break
 			}
 			if len(batch) > 0 {
-				s.commit(batch)
+				_ = s.commit(batch)
 			}
 			return
 		}
@@ -152,10 +160,10 @@ func (s *SQL) writer() {
 				break drain
 			}
 		}
-		if s.window > 0 && prevCallers > 1 && len(batch) < prevCallers && n < s.maxBatch {
+		if s.window > 0 && sending > 1 && len(batch) < sending && n < s.maxBatch {
 			timer.Reset(s.window)
 		wait:
-			for len(batch) < prevCallers && n < s.maxBatch {
+			for len(batch) < sending && n < s.maxBatch {
 				select {
 				case r := <-s.reqs:
 					add(r)
@@ -167,8 +175,7 @@ func (s *SQL) writer() {
 			}
 			timer.Stop()
 		}
-		prevCallers = len(batch)
-		s.commit(batch)
+		sending = s.commit(batch)
 	}
 }
 
@@ -182,8 +189,9 @@ type item struct {
 // commit writes a batch and answers its callers. A failed transaction is
 // retried; on PostgreSQL the first attempt is optimistic (see
 // writeBatchOptimistic) and the retries lock the conversations first.
-// Infrastructure errors go to every caller.
-func (s *SQL) commit(batch []*appendReq) {
+// Infrastructure errors go to every caller. It returns the number of
+// AppendMessages calls in progress just before it answered.
+func (s *SQL) commit(batch []*appendReq) int {
 	var items []item
 	for _, r := range batch {
 		for i, m := range r.msgs {
@@ -220,12 +228,14 @@ func (s *SQL) commit(batch []*appendReq) {
 		}
 		s.log.Warn("store: append batch failed", "messages", len(items), "attempt", attempt+1, "err", err)
 	}
+	sending := int(s.inflight.Load())
 	for _, r := range batch {
 		if err != nil {
 			r.err = fmt.Errorf("store: append: %w", err)
 		}
 		close(r.done)
 	}
+	return sending
 }
 
 // writeBatchSQLite writes items in one transaction: the store's writes are

@@ -103,6 +103,7 @@ type SQL struct {
 	closeErr   error
 
 	batches, batchedMsgs atomic.Int64
+	inflight             atomic.Int64 // AppendMessages calls in progress
 
 	cache headCache // PostgreSQL appends; owned by the writer goroutine
 }

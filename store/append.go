@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -205,12 +206,12 @@ func (s *SQL) commit(batch []*appendReq) int {
 	for attempt := 0; attempt < 3; attempt++ {
 		var results []realtime.AppendResult
 		switch {
-		case !s.pg:
-			results, err = s.writeBatchSQLite(ctx, items)
 		case attempt == 0:
 			results, err = s.writeBatchOptimistic(ctx, items)
-		default:
+		case s.pg:
 			results, err = s.writeBatchLocked(ctx, items)
+		default:
+			results, err = s.writeBatchSQLite(ctx, items)
 		}
 		if err == nil {
 			s.batches.Add(1)
@@ -220,9 +221,10 @@ func (s *SQL) commit(batch []*appendReq) int {
 			}
 			break
 		}
-		if s.pg && attempt == 0 {
-			// Usually a conflict with another process; the locked
-			// retry cannot conflict.
+		if attempt == 0 {
+			// A wrong guess of the cache, a retried send, or a conflict
+			// with another process; the retry reads everything (on
+			// PostgreSQL under locks) and cannot conflict.
 			s.log.Debug("store: optimistic append batch failed", "messages", len(items), "err", err)
 			continue
 		}
@@ -245,8 +247,10 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var results []realtime.AppendResult
+	var v *batchView
 	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		v, err := s.lookup(ctx, tx, items)
+		var err error
+		v, err = s.lookup(ctx, tx, items)
 		if err != nil {
 			return err
 		}
@@ -260,17 +264,18 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 	return results, err
 }
 
-// writeBatchOptimistic writes items on PostgreSQL without an explicit
-// transaction, in one round trip when the writer's cache (see headCache)
-// knows the batch's conversations and senders, else two: a lookup of what
-// it does not know, an autocommit SELECT, then the writes, one
-// multi-statement query that PostgreSQL runs as one implicit transaction.
-// The writes lock the conversations in id order and check that nothing
-// they assumed changed (see writeStmts); when something did, the whole
-// query fails and writes nothing, and commit retries with
-// writeBatchLocked. Retried sends are not looked up: one whose first copy
-// is stored fails the unique index the same way, and the locked retry
-// finds it.
+// writeBatchOptimistic writes items assuming what the writer's cache (see
+// headCache) knows about the batch's conversations and senders is still
+// true, and reads only what it does not know. Retried sends are not looked
+// up: one whose first copy is stored fails the unique index. The writes
+// check the assumptions (see writeStmts); when one is wrong, the batch
+// fails, writes nothing and forgets its cache entries, and commit retries
+// it reading everything.
+//
+// On PostgreSQL the batch has no explicit transaction: one round trip when
+// the cache knows everything, else two (an autocommit lookup, then the
+// writes as one multi-statement query, which PostgreSQL runs as one
+// implicit transaction). On SQLite it is one transaction of the writer.
 func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
 	v := newBatchView()
 	var r reads
@@ -288,15 +293,29 @@ func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtim
 			r.pairs = append(r.pairs, k)
 		}
 	}
-	if err := s.read(ctx, s.w, r, v); err != nil {
-		return nil, err
-	}
-	results, p := s.plan(v, items)
-	if p != nil {
-		if err := s.execWrites(ctx, s.w.DB, p); err != nil {
-			s.cache.forget(v)
-			return nil, err
+	var results []realtime.AppendResult
+	write := func(db bun.IDB, ex execer) error {
+		if err := s.read(ctx, db, r, v); err != nil {
+			return err
 		}
+		var p *batchPlan
+		results, p = s.plan(v, items)
+		if p == nil {
+			return nil
+		}
+		return s.execWrites(ctx, ex, p)
+	}
+	var err error
+	if s.pg {
+		err = write(s.w, s.w.DB)
+	} else {
+		s.wmu.Lock()
+		err = s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return write(tx, tx.Tx) })
+		s.wmu.Unlock()
+	}
+	if err != nil {
+		s.cache.forget(v)
+		return nil, err
 	}
 	s.cache.remember(v)
 	return results, nil
@@ -631,12 +650,44 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// execWrites sends the plan's statements as one multi-statement Exec (one
-// round trip on PostgreSQL), through database/sql directly: they are
-// formatted already and must not be scanned for placeholders again.
+// writeStmt is a formatted statement of a batch and, on SQLite, the number
+// of rows it must change (-1: any).
+type writeStmt struct {
+	query string
+	rows  int64
+}
+
+// errConflict fails a SQLite batch whose checks found that what it read
+// from the cache changed.
+var errConflict = errors.New("append conflict: a conversation head or membership changed")
+
+// execWrites runs the plan's statements through database/sql directly
+// (they are formatted already and must not be scanned for placeholders
+// again): on PostgreSQL as one multi-statement Exec (one round trip, one
+// implicit transaction outside writeBatchLocked), on SQLite one by one,
+// checking the rows each changed.
 func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
-	if _, err := db.ExecContext(ctx, strings.Join(s.writeStmts(p), ";\n")); err != nil {
-		return fmt.Errorf("write messages: %w", err)
+	stmts := s.writeStmts(p)
+	if s.pg {
+		qs := make([]string, len(stmts))
+		for i, st := range stmts {
+			qs[i] = st.query
+		}
+		if _, err := db.ExecContext(ctx, strings.Join(qs, ";\n")); err != nil {
+			return fmt.Errorf("write messages: %w", err)
+		}
+		return nil
+	}
+	for _, st := range stmts {
+		res, err := db.ExecContext(ctx, st.query)
+		if err != nil {
+			return fmt.Errorf("write messages: %w", err)
+		}
+		if st.rows >= 0 {
+			if n, err := res.RowsAffected(); err != nil || n != st.rows {
+				return errConflict
+			}
+		}
 	}
 	return nil
 }
@@ -652,8 +703,9 @@ func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 // exists, and a statement fails the query unless every row was updated
 // (a CAST of a non-number to INTEGER is PostgreSQL's way to raise an
 // error from plain SQL). The unique indexes catch the rest.
-func (s *SQL) writeStmts(p *batchPlan) []string {
-	var stmts []string
+func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
+	var stmts []writeStmt
+	add := func(q string) { stmts = append(stmts, writeStmt{q, -1}) }
 	fmtq := func(q string, args ...any) string { return s.w.NewRaw(q, args...).String() }
 	ids := make([]string, len(p.convs))
 	for i, c := range p.convs {
@@ -663,15 +715,16 @@ func (s *SQL) writeStmts(p *batchPlan) []string {
 		// The batch probes conversations and members by primary key,
 		// in pages that are cached: tell the planner, or it prefers
 		// hashing a scan of a small table to a few dozen index probes.
-		stmts = append(stmts, "SET LOCAL random_page_cost = 1.1",
-			fmtq("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE", bun.In(ids)))
+		add("SET LOCAL random_page_cost = 1.1")
+		add(fmtq("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE", bun.In(ids)))
 	}
-	checked := func(update string, rows int, what string) string {
+	checked := func(update string, rows int, what string) {
 		if !s.pg {
-			return update
+			stmts = append(stmts, writeStmt{update, int64(rows)})
+			return
 		}
-		return fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = %d THEN '0' "+
-			"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", update, rows, what)
+		add(fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = %d THEN '0' "+
+			"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", update, rows, what))
 	}
 
 	n := len(p.convs)
@@ -683,11 +736,11 @@ func (s *SQL) writeStmts(p *batchPlan) []string {
 	}
 	table, args := s.derivedTable([]string{"id:text", "seq0:bigint", "seq:bigint", "ts:bigint", "mid:text", "mas:bigint"},
 		convIDs, seq0s, seqs, tss, mids, mentionAll)
-	stmts = append(stmts, checked(fmtq("UPDATE conversations SET seq = v.seq, last_ts = v.ts, last_mid = v.mid, "+
+	checked(fmtq("UPDATE conversations SET seq = v.seq, last_ts = v.ts, last_mid = v.mid, "+
 		"mention_all_seq = v.mas FROM "+table+" WHERE conversations.id = v.id AND conversations.seq = v.seq0", args...),
-		n, "conversation"))
+		n, "conversation")
 
-	stmts = append(stmts, s.insertStmt(p.inserts))
+	add(s.insertStmt(p.inserts))
 
 	if len(p.senders) > 0 {
 		keys := sortedKeys(p.senders)
@@ -698,9 +751,9 @@ func (s *SQL) writeStmts(p *batchPlan) []string {
 			cs[i], cl[i], seqs[i], tss[i], mids[i] = k.conv, k.client, c.seq, c.ts, c.mid
 		}
 		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint", "ts:bigint", "mid:text"}, cs, cl, seqs, tss, mids)
-		stmts = append(stmts, checked(fmtq("UPDATE members SET read_seq = v.seq, read_ts = v.ts, read_mid = v.mid, "+
+		checked(fmtq("UPDATE members SET read_seq = v.seq, read_ts = v.ts, read_mid = v.mid, "+
 			"delivered_ts = CASE WHEN members.delivered_ts < v.ts THEN v.ts ELSE members.delivered_ts END "+
-			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s", args...), len(keys), "membership"))
+			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s", args...), len(keys), "membership")
 	}
 	if len(p.mentions) > 0 {
 		keys := sortedKeys(p.mentions)
@@ -709,7 +762,7 @@ func (s *SQL) writeStmts(p *batchPlan) []string {
 			cs[i], cl[i], seqs[i] = k.conv, k.client, p.mentions[k]
 		}
 		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint"}, cs, cl, seqs)
-		stmts = append(stmts, fmtq("UPDATE members SET mention_seq = v.seq FROM "+table+
+		add(fmtq("UPDATE members SET mention_seq = v.seq FROM "+table+
 			" WHERE members.conv_id = v.c AND members.client_id = v.s", args...))
 	}
 	return stmts

@@ -105,7 +105,7 @@ type SQL struct {
 	batches, batchedMsgs atomic.Int64
 	inflight             atomic.Int64 // AppendMessages calls in progress
 
-	cache headCache // PostgreSQL appends; owned by the writer goroutine
+	cache headCache // owned by the append writer goroutine
 }
 
 // Stats are counters of the append writer.

@@ -292,7 +292,13 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 	if err := h.checkConvSignature(s, conv.ID, sigMembers, action, cm); err != nil {
 		return err
 	}
-	if add && !conv.Transient && len(conv.Members)+len(ids) > h.cfg.Limits.MaxMembers {
+	newMembers := 0
+	for _, id := range ids {
+		if !conv.HasMember(id) {
+			newMembers++
+		}
+	}
+	if add && len(conv.Members)+newMembers > h.cfg.Limits.MaxMembers {
 		return realtime.ErrConvFull.WithDetail("at most %d members", h.cfg.Limits.MaxMembers)
 	}
 	ev := &realtime.ConversationEvent{Op: op, InitBy: s.clientID, Conversation: conv, Members: ids}

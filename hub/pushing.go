@@ -57,6 +57,10 @@ func (h *Hub) startPush() {
 // notifications for offline recipients and the MessageSent hooks. It runs
 // off the send path.
 func (h *Hub) afterStored(ev *realtime.MessageEvent, m *realtime.Message, to []string) {
+	// Hooks after the store see the stored message (id, timestamp).
+	stored := *ev
+	stored.Message = m
+	ev = &stored
 	wantPush := h.pushq.q != nil && !ev.Conversation.Transient
 	if !wantPush && len(h.hooks.sent) == 0 && len(h.hooks.offline) == 0 {
 		return

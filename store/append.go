@@ -692,31 +692,34 @@ func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 	return nil
 }
 
-// writeStmts formats the plan's statements: one multi-row INSERT of the
-// messages, one UPDATE ... FROM (VALUES ...) of the conversation heads, one
-// of the senders' cursors and one of mentioned members.
+// writeStmts formats the plan's statements: one UPDATE of the
+// conversation heads, one multi-row INSERT of the messages, one UPDATE of
+// the senders' cursors and one of mentioned members (each UPDATE joins a
+// derivedTable of its rows).
 //
-// On PostgreSQL they first lock the changed conversations in id order and
-// then check what the lookup read, so that they can run without a prior
-// lock (writeBatchOptimistic): the heads are updated only where seq is
-// still the one read, the senders' cursors only where the member row still
-// exists, and a statement fails the query unless every row was updated
-// (a CAST of a non-number to INTEGER is PostgreSQL's way to raise an
-// error from plain SQL). The unique indexes catch the rest.
+// They check what the batch assumed, so that it can run without locking
+// anything first (writeBatchOptimistic): the heads are updated only where
+// seq is still the one the batch started from, the senders' cursors only
+// where the member row still exists, and the batch fails unless every row
+// was updated: on SQLite execWrites compares the rows changed; on
+// PostgreSQL the statement itself fails (a CAST of a non-number to INTEGER
+// is the way to raise an error from plain SQL), which rolls back the whole
+// multi-statement query. The unique indexes catch retried sends.
+//
+// On PostgreSQL the heads' UPDATE is the batch's first row lock, and the
+// conversations are the rows other writers lock first too. Two processes'
+// optimistic batches normally lock them in the same order (the plan walks
+// the id-sorted arrays, or the table); if they ever deadlock, PostgreSQL
+// aborts one, which is retried by writeBatchLocked.
 func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 	var stmts []writeStmt
 	add := func(q string) { stmts = append(stmts, writeStmt{q, -1}) }
 	fmtq := func(q string, args ...any) string { return s.w.NewRaw(q, args...).String() }
-	ids := make([]string, len(p.convs))
-	for i, c := range p.convs {
-		ids[i] = c.row.ID
-	}
 	if s.pg {
 		// The batch probes conversations and members by primary key,
 		// in pages that are cached: tell the planner, or it prefers
 		// hashing a scan of a small table to a few dozen index probes.
 		add("SET LOCAL random_page_cost = 1.1")
-		add(fmtq("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE", bun.In(ids)))
 	}
 	checked := func(update string, rows int, what string) {
 		if !s.pg {

@@ -187,10 +187,10 @@ type item struct {
 	msg *realtime.Message
 }
 
-// commit writes a batch and answers its callers. A failed transaction is
-// retried; on PostgreSQL the first attempt is optimistic (see
-// writeBatchOptimistic) and the retries lock the conversations first.
-// Infrastructure errors go to every caller. It returns the number of
+// commit writes a batch and answers its callers. The first attempt is
+// optimistic (see writeBatchOptimistic); a failed one is retried reading
+// everything (writeBatchSQLite, or writeBatchLocked on PostgreSQL), which
+// cannot conflict. Infrastructure errors go to every caller. It returns the number of
 // AppendMessages calls in progress just before it answered.
 func (s *SQL) commit(batch []*appendReq) int {
 	var items []item
@@ -240,7 +240,8 @@ func (s *SQL) commit(batch []*appendReq) int {
 	return sending
 }
 
-// writeBatchSQLite writes items in one transaction: the store's writes are
+// writeBatchSQLite writes items in one transaction after reading everything
+// they depend on (retried sends included): the store's writes are
 // serialized in-process and BEGIN IMMEDIATE excludes other writers, so
 // what the lookup reads cannot change before the writes.
 func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
@@ -321,7 +322,7 @@ func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtim
 	return results, nil
 }
 
-// headCache is what the PostgreSQL writer knows from its earlier batches:
+// headCache is what the writer knows from its earlier batches:
 // conversation heads as it last read or wrote them, and (conversation,
 // sender) pairs it found to be members. It is owned by the writer
 // goroutine and is only a guess: writeStmts checks every entry a batch

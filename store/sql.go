@@ -37,7 +37,8 @@ const (
 	// can afford more, and chat rooms (transient) keep no members at all.
 	DefaultMaxMembers = 10000
 	// DefaultGroupCommitWindow is how long the writer waits for more
-	// appends when the previous batch had several callers.
+	// appends when several callers were sending at the end of the
+	// previous batch.
 	DefaultGroupCommitWindow = time.Millisecond
 	// DefaultMaxBatch caps the number of messages written in one
 	// transaction.
@@ -56,10 +57,11 @@ type Options struct {
 	MaxMembers int
 	// GroupCommitWindow is the longest time the append writer waits to
 	// gather more concurrent appends into one transaction. It only waits
-	// when the previous batch had more than one caller (so a lone sender
-	// pays no delay), and stops waiting as soon as as many callers as last
-	// time are queued. Default DefaultGroupCommitWindow (1ms); negative
-	// disables waiting (batches are then whatever is already queued).
+	// when more than one AppendMessages call was in progress when it
+	// answered the previous batch (so a lone sender pays no delay), and
+	// stops waiting as soon as that many calls are queued. Default
+	// DefaultGroupCommitWindow (1ms); negative disables waiting (batches
+	// are then whatever is already queued).
 	GroupCommitWindow time.Duration
 	// MaxBatch caps the messages in one group-commit transaction. Default
 	// DefaultMaxBatch (256).
@@ -135,8 +137,11 @@ var ErrClosed = errors.New("store: closed")
 // sent as connection parameters). Anything else is a SQLite database: a
 // path, a "file:" URI or ":memory:", opened with modernc.org/sqlite in WAL
 // mode with a busy timeout, foreign keys on and synchronous=NORMAL; writes go
-// through one connection and reads through a small pool (a :memory:
-// database uses one connection for everything).
+// through one connection (64 MiB page cache, WAL checkpointed every 16384
+// pages: batches rewrite the same conversation, member and index pages,
+// which a checkpoint then copies once instead of every few batches) and
+// reads through a small pool (a :memory: database uses one connection for
+// everything).
 func Open(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))

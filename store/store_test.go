@@ -240,3 +240,60 @@ func TestPostgresTwoWriters(t *testing.T) {
 		t.Errorf("%d messages stored, want %d (each client message id once)", total, want)
 	}
 }
+
+// The append writer caches conversation heads and memberships; a removed
+// member, a retried send and appends from another store on the same
+// database must still be seen.
+func TestAppendCacheInvalidation(t *testing.T) {
+	for _, db := range []struct {
+		name string
+		open func(testing.TB, *store.Options) *store.SQL
+	}{{"sqlite", openSQLite}, {"postgres", openPG}} {
+		t.Run(db.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := db.open(t, nil)
+			c, _, err := s.CreateConversation(ctx, &realtime.Conversation{Members: []string{"a", "b"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			send := func(from, cmid string) realtime.AppendResult {
+				t.Helper()
+				res, err := s.AppendMessages(ctx, []*realtime.Message{{ConvID: c.ID, From: from, Data: "x", ClientMsgID: cmid}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res[0]
+			}
+			first := send("b", "m1")
+			if first.Err != nil || first.Message.Seq != 1 {
+				t.Fatalf("first append: %+v", first)
+			}
+			// A retried send in a later batch: the first copy, not a new one.
+			if r := send("b", "m1"); !r.Duplicate || r.Message.ID != first.Message.ID {
+				t.Errorf("retried send: %+v", r)
+			}
+			if _, _, err := s.RemoveMembers(ctx, c.ID, []string{"b"}); err != nil {
+				t.Fatal(err)
+			}
+			if r := send("b", "m2"); !errors.Is(r.Err, realtime.ErrInvalidTarget) {
+				t.Errorf("append by a removed member: %+v", r)
+			}
+			if _, _, err := s.AddMembers(ctx, c.ID, []string{"b"}); err != nil {
+				t.Fatal(err)
+			}
+			if r := send("b", "m3"); r.Err != nil || r.Message.Seq != 2 {
+				t.Errorf("append after re-adding: %+v", r)
+			}
+			// Another writer on the same database moves the head.
+			if db.name == "postgres" {
+				return // TestPostgresTwoWriters covers it
+			}
+			if _, err := s.DB().NewRaw("UPDATE conversations SET seq = seq + 1, last_ts = last_ts + 1 WHERE id = ?", c.ID).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if r := send("a", "m4"); r.Err != nil || r.Message.Seq != 4 {
+				t.Errorf("append after the head moved behind the writer's back: %+v", r)
+			}
+		})
+	}
+}

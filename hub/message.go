@@ -128,8 +128,8 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 		// Never stored, delivered to whoever is online now, still acked.
 		msg.ID = newMessageID()
 		msg.Timestamp = h.nowMs()
-		h.ackSent(s, req, msg)
 		h.deliver(s, msg, ev.To)
+		h.ackSent(s, req, msg)
 		return
 	}
 
@@ -143,11 +143,15 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 	}
 	res := results[0]
 	stored := res.Message
-	h.ackSent(s, req, stored)
 	if res.Duplicate {
+		h.ackSent(s, req, stored)
 		return // a retried send: already delivered the first time
 	}
+	// Queue the deliveries before the ack: once the sender hears back, a
+	// recipient logging in gets the message from the unread sync only,
+	// not also as a live push.
 	h.deliver(s, stored, ev.To)
+	h.ackSent(s, req, stored)
 	if rewrite != nil {
 		// A hook changed the body: the sender learns it through
 		// MESSAGE_UPDATE with the reason, on all its devices.

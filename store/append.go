@@ -262,6 +262,10 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 		}
 		return s.execWrites(ctx, tx.Tx, p)
 	})
+	s.prepareNew(ctx)
+	if err == nil {
+		s.cache.remember(v)
+	}
 	return results, err
 }
 
@@ -312,6 +316,7 @@ func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtim
 	} else {
 		s.wmu.Lock()
 		err = s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return write(tx, tx.Tx) })
+		s.prepareNew(ctx)
 		s.wmu.Unlock()
 	}
 	if err != nil {
@@ -651,10 +656,12 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// writeStmt is a formatted statement of a batch and, on SQLite, the number
-// of rows it must change (-1: any).
+// writeStmt is a statement of a batch: on PostgreSQL formatted, on SQLite
+// with ? placeholders, its arguments and the number of rows it must change
+// (-1: any).
 type writeStmt struct {
 	query string
+	args  []any
 	rows  int64
 }
 
@@ -662,11 +669,13 @@ type writeStmt struct {
 // from the cache changed.
 var errConflict = errors.New("append conflict: a conversation head or membership changed")
 
-// execWrites runs the plan's statements through database/sql directly
-// (they are formatted already and must not be scanned for placeholders
-// again): on PostgreSQL as one multi-statement Exec (one round trip, one
-// implicit transaction outside writeBatchLocked), on SQLite one by one,
-// checking the rows each changed.
+// execWrites runs the plan's statements: on PostgreSQL through
+// database/sql directly (they are formatted already and must not be
+// scanned for placeholders again) as one multi-statement Exec (one round
+// trip, one implicit transaction outside writeBatchLocked); on SQLite one
+// by one in the transaction tx, through statements prepared once per text
+// (see prepareNew; the text only depends on the number of rows), checking
+// the rows each changed.
 func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 	stmts := s.writeStmts(p)
 	if s.pg {
@@ -679,8 +688,16 @@ func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 		}
 		return nil
 	}
+	tx := db.(*sql.Tx)
 	for _, st := range stmts {
-		res, err := db.ExecContext(ctx, st.query)
+		var res sql.Result
+		var err error
+		if prepared, ok := s.stmts[st.query]; ok {
+			res, err = tx.StmtContext(ctx, prepared).ExecContext(ctx, st.args...)
+		} else {
+			res, err = tx.ExecContext(ctx, st.query, st.args...)
+			s.unprepared = append(s.unprepared, st.query)
+		}
 		if err != nil {
 			return fmt.Errorf("write messages: %w", err)
 		}
@@ -691,6 +708,31 @@ func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 		}
 	}
 	return nil
+}
+
+// prepareNew prepares the SQLite batch statements execWrites ran without
+// a prepared statement, for the next batches (parsing the statements cost
+// more than executing them). It runs after the batch's transaction: the
+// writer has one connection, and a statement prepared on it is reused in
+// later transactions. There is at most one text per statement kind and
+// batch size (mentions aside), and at most maxPrepared are kept; the cache
+// is owned by the writer goroutine and closed by Close.
+func (s *SQL) prepareNew(ctx context.Context) {
+	const maxPrepared = 1024
+	for _, q := range s.unprepared {
+		if _, ok := s.stmts[q]; ok || len(s.stmts) >= maxPrepared {
+			continue
+		}
+		st, err := s.w.DB.PrepareContext(ctx, q)
+		if err != nil {
+			continue // executed unprepared next time
+		}
+		if s.stmts == nil {
+			s.stmts = map[string]*sql.Stmt{}
+		}
+		s.stmts[q] = st
+	}
+	s.unprepared = s.unprepared[:0]
 }
 
 // writeStmts formats the plan's statements: one UPDATE of the
@@ -714,21 +756,26 @@ func (s *SQL) execWrites(ctx context.Context, db execer, p *batchPlan) error {
 // aborts one, which is retried by writeBatchLocked.
 func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 	var stmts []writeStmt
-	add := func(q string) { stmts = append(stmts, writeStmt{q, -1}) }
-	fmtq := func(q string, args ...any) string { return s.w.NewRaw(q, args...).String() }
+	// add appends a statement: formatted by bun on PostgreSQL, kept with
+	// its arguments on SQLite (see execWrites); rows >= 0 is the number
+	// of rows it must change.
+	add := func(rows int, what, q string, args ...any) {
+		if !s.pg {
+			stmts = append(stmts, writeStmt{q, args, int64(rows)})
+			return
+		}
+		q = s.w.NewRaw(q, args...).String()
+		if rows >= 0 {
+			q = fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = %d THEN '0' "+
+				"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", q, rows, what)
+		}
+		stmts = append(stmts, writeStmt{query: q, rows: -1})
+	}
 	if s.pg {
 		// The batch probes conversations and members by primary key,
 		// in pages that are cached: tell the planner, or it prefers
 		// hashing a scan of a small table to a few dozen index probes.
-		add("SET LOCAL random_page_cost = 1.1")
-	}
-	checked := func(update string, rows int, what string) {
-		if !s.pg {
-			stmts = append(stmts, writeStmt{update, int64(rows)})
-			return
-		}
-		add(fmt.Sprintf("WITH u AS (%s RETURNING 1) SELECT CAST(CASE WHEN COUNT(*) = %d THEN '0' "+
-			"ELSE 'store: append conflict: %s changed' END AS INTEGER) FROM u", update, rows, what))
+		add(-1, "", "SET LOCAL random_page_cost = 1.1")
 	}
 
 	n := len(p.convs)
@@ -740,11 +787,11 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 	}
 	table, args := s.derivedTable([]string{"id:text", "seq0:bigint", "seq:bigint", "ts:bigint", "mid:text", "mas:bigint"},
 		convIDs, seq0s, seqs, tss, mids, mentionAll)
-	checked(fmtq("UPDATE conversations SET seq = v.seq, last_ts = v.ts, last_mid = v.mid, "+
-		"mention_all_seq = v.mas FROM "+table+" WHERE conversations.id = v.id AND conversations.seq = v.seq0", args...),
-		n, "conversation")
+	add(n, "conversation", "UPDATE conversations SET seq = v.seq, last_ts = v.ts, last_mid = v.mid, "+
+		"mention_all_seq = v.mas FROM "+table+" WHERE conversations.id = v.id AND conversations.seq = v.seq0", args...)
 
-	add(s.insertStmt(p.inserts))
+	q, args := s.insertStmt(p.inserts)
+	add(-1, "", q, args...)
 
 	if len(p.senders) > 0 {
 		keys := sortedKeys(p.senders)
@@ -755,9 +802,9 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 			cs[i], cl[i], seqs[i], tss[i], mids[i] = k.conv, k.client, c.seq, c.ts, c.mid
 		}
 		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint", "ts:bigint", "mid:text"}, cs, cl, seqs, tss, mids)
-		checked(fmtq("UPDATE members SET read_seq = v.seq, read_ts = v.ts, read_mid = v.mid, "+
+		add(len(keys), "membership", "UPDATE members SET read_seq = v.seq, read_ts = v.ts, read_mid = v.mid, "+
 			"delivered_ts = CASE WHEN members.delivered_ts < v.ts THEN v.ts ELSE members.delivered_ts END "+
-			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s", args...), len(keys), "membership")
+			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s", args...)
 	}
 	if len(p.mentions) > 0 {
 		keys := sortedKeys(p.mentions)
@@ -766,19 +813,38 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 			cs[i], cl[i], seqs[i] = k.conv, k.client, p.mentions[k]
 		}
 		table, args := s.derivedTable([]string{"c:text", "s:text", "seq:bigint"}, cs, cl, seqs)
-		add(fmtq("UPDATE members SET mention_seq = v.seq FROM "+table+
-			" WHERE members.conv_id = v.c AND members.client_id = v.s", args...))
+		add(-1, "", "UPDATE members SET mention_seq = v.seq FROM "+table+
+			" WHERE members.conv_id = v.c AND members.client_id = v.s", args...)
 	}
 	return stmts
 }
 
-// insertStmt formats the multi-row INSERT of the batch's messages: bun's
-// INSERT ... VALUES on SQLite; on PostgreSQL INSERT ... SELECT from one
-// array per column, which PostgreSQL parses and plans much faster than
-// hundreds of VALUES items.
-func (s *SQL) insertStmt(rows []msgRow) string {
+// insertStmt returns the multi-row INSERT of the batch's messages and its
+// arguments: INSERT ... VALUES on SQLite, INSERT ... SELECT from a
+// derivedTable on PostgreSQL. Empty client message ids and binary bodies
+// are stored as NULL (as bun stores msgRow).
+func (s *SQL) insertStmt(rows []msgRow) (string, []any) {
+	const cols = "id, conv_id, seq, ts, from_id, client_msg_id, data, bin, lctype, mention_all, mention_pids, receipt"
 	if !s.pg {
-		return s.w.NewInsert().Model(&rows).String()
+		var b strings.Builder
+		args := make([]any, 0, 12*len(rows))
+		b.WriteString("INSERT INTO messages (" + cols + ") VALUES ")
+		for i, r := range rows {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			var cmid, bin any
+			if r.ClientMsgID != "" {
+				cmid = r.ClientMsgID
+			}
+			if len(r.Binary) > 0 {
+				bin = r.Binary
+			}
+			args = append(args, r.ID, r.ConvID, r.Seq, r.TS, r.From, cmid, r.Data, bin, r.LCType,
+				r.MentionAll, r.MentionPids, r.Receipt)
+		}
+		return b.String(), args
 	}
 	n := len(rows)
 	ids, convs, froms, cmids, data, pids := make([]string, n), make([]string, n), make([]string, n),
@@ -796,9 +862,8 @@ func (s *SQL) insertStmt(rows []msgRow) string {
 	table, args := s.derivedTable([]string{"id:text", "conv_id:text", "seq:bigint", "ts:bigint", "from_id:text",
 		"client_msg_id:text", "data:text", "bin:bytea", "lctype:integer", "mention_all:boolean", "mention_pids:text",
 		"receipt:boolean"}, ids, convs, seqs, tss, froms, cmids, data, bins, lctypes, mentionAll, pids, receipt)
-	return s.w.NewRaw("INSERT INTO messages (id, conv_id, seq, ts, from_id, client_msg_id, data, bin, lctype, "+
-		"mention_all, mention_pids, receipt) SELECT v.id, v.conv_id, v.seq, v.ts, v.from_id, NULLIF(v.client_msg_id, ''), "+
-		"v.data, v.bin, v.lctype, v.mention_all, v.mention_pids, v.receipt FROM "+table, args...).String()
+	return "INSERT INTO messages (" + cols + ") SELECT v.id, v.conv_id, v.seq, v.ts, v.from_id, " +
+		"NULLIF(v.client_msg_id, ''), v.data, v.bin, v.lctype, v.mention_all, v.mention_pids, v.receipt FROM " + table, args
 }
 
 // derivedTable returns a FROM item "... AS v" with the given columns

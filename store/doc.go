@@ -46,9 +46,11 @@
 // messages, one UPDATE of the senders' read and delivered cursors (one row
 // per conversation and sender: its newest message of the batch) and, when
 // there are mentions, one UPDATE of the mentioned members. Each takes its
-// rows as one derived table: VALUES on SQLite; on PostgreSQL unnest of one
-// array literal per column, because parsing and planning VALUES lists of
-// hundreds of items cost PostgreSQL more than executing the batch. On
+// rows as one derived table: VALUES on SQLite (json_each of one JSON
+// argument was slower: every column extraction parses JSON again); on
+// PostgreSQL unnest of one array literal per column, because parsing and
+// planning VALUES lists of hundreds of items cost PostgreSQL more than
+// executing the batch. On
 // PostgreSQL the four go as one multi-statement query, one round trip.
 // Message ids are increasing within a process (ObjectId layout: seconds,
 // per-process random bytes, counter), so inserts land at the right edge of
@@ -87,10 +89,13 @@
 // which is retried under locks.
 //
 // On SQLite the batch is one BEGIN IMMEDIATE transaction of the writer
-// connection; time goes to the pages the commit writes to the WAL, so the
-// WAL is checkpointed every 16384 pages rather than 1000: batches rewrite
-// the same conversation, member and index pages, which a checkpoint then
-// copies once.
+// connection, and time goes to parsing statements and to the pages the
+// commit writes to the WAL. The batch statements take ? placeholders and
+// are prepared once per text (the text depends only on the number of rows)
+// on the writer connection, after the transaction that first needed them,
+// and reused. The WAL is checkpointed every 16384 pages rather than 1000:
+// batches rewrite the same conversation, member and index pages, which a
+// checkpoint then copies once.
 //
 // BenchmarkAppend measures 64 concurrent senders across 100 conversations
 // against a ceiling: bun multi-row INSERTs of the same rows into the same

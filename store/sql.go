@@ -108,6 +108,9 @@ type SQL struct {
 	inflight             atomic.Int64 // AppendMessages calls in progress
 
 	cache headCache // owned by the append writer goroutine
+	// SQLite batch statements (see prepareNew); owned by the writer
+	stmts      map[string]*sql.Stmt
+	unprepared []string
 }
 
 // Stats are counters of the append writer.
@@ -281,6 +284,9 @@ func (s *SQL) Close() error {
 		s.mu.Unlock()
 		close(s.quit)
 		<-s.writerDone
+		for _, st := range s.stmts {
+			st.Close()
+		}
 		for _, db := range s.ownDBs {
 			if err := db.Close(); err != nil && s.closeErr == nil {
 				s.closeErr = err

@@ -223,10 +223,7 @@ func (h *Hub) notifyMembersJoined(conv *realtime.Conversation, initBy string, ad
 				ConvMessage: &wire.ConvCommand{Cid: proto.String(conv.ID), InitBy: proto.String(initBy)}})
 		}
 	}
-	var targets []*session
-	for _, id := range all {
-		targets = append(targets, h.sessionsOf(id)...)
-	}
+	targets := h.sessionsOfAll(all)
 	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_joined.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(conv.ID), M: added, InitBy: proto.String(initBy)}}, targets, nil)
 }
@@ -334,10 +331,7 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 						ConvMessage: &wire.ConvCommand{Cid: proto.String(conv.ID), InitBy: proto.String(s.clientID)}})
 				}
 			}
-			var targets []*session
-			for _, id := range updated.Members {
-				targets = append(targets, h.sessionsOf(id)...)
-			}
+			targets := h.sessionsOfAll(updated.Members)
 			h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_left.Enum(),
 				ConvMessage: &wire.ConvCommand{Cid: proto.String(conv.ID), M: changed, InitBy: proto.String(s.clientID)}}, targets, nil)
 		}
@@ -350,15 +344,9 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 
 func (h *Hub) convUpdate(ctx context.Context, s *session, req *wire.GenericCommand) error {
 	cm := req.GetConvMessage()
-	if cm == nil || cm.GetCid() == "" {
-		return realtime.ErrConvNotFound.WithDetail("missing conversation id")
-	}
-	conv, err := h.conversation(ctx, cm.GetCid())
+	conv, err := h.memberConv(ctx, s, cm, realtime.ErrConvUpdateRejected)
 	if err != nil {
 		return err
-	}
-	if !conv.HasMember(s.clientID) {
-		return realtime.ErrConvUpdateRejected
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(cm.GetAttr().GetData()), &m); err != nil {
@@ -394,10 +382,7 @@ func (h *Hub) convUpdate(ctx context.Context, s *session, req *wire.GenericComma
 	h.convs.drop(conv.ID)
 	s.c.reply(req, &wire.GenericCommand{Op: wire.OpType_updated.Enum(), ConvMessage: &wire.ConvCommand{
 		Cid: proto.String(conv.ID), Udate: proto.String(isoTime(updated.UpdatedAt))}})
-	var targets []*session
-	for _, id := range updated.Members {
-		targets = append(targets, h.sessionsOf(id)...)
-	}
+	targets := h.sessionsOfAll(updated.Members)
 	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_updated.Enum(), ConvMessage: &wire.ConvCommand{
 		Cid: proto.String(conv.ID), InitBy: proto.String(s.clientID), Udate: proto.String(isoTime(updated.UpdatedAt)),
 		Attr: &wire.JsonObjectMessage{Data: proto.String(cm.GetAttr().GetData())}, AttrModified: &wire.JsonObjectMessage{Data: proto.String(cm.GetAttr().GetData())},
@@ -407,15 +392,9 @@ func (h *Hub) convUpdate(ctx context.Context, s *session, req *wire.GenericComma
 
 func (h *Hub) convMaxRead(ctx context.Context, s *session, req *wire.GenericCommand) error {
 	cm := req.GetConvMessage()
-	if cm == nil || cm.GetCid() == "" {
-		return realtime.ErrConvNotFound.WithDetail("missing conversation id")
-	}
-	conv, err := h.conversation(ctx, cm.GetCid())
+	conv, err := h.memberConv(ctx, s, cm, realtime.ErrConvMembershipNeeded)
 	if err != nil {
 		return err
-	}
-	if !conv.HasMember(s.clientID) {
-		return realtime.ErrConvMembershipNeeded
 	}
 	members, err := h.store.Members(ctx, conv.ID)
 	if err != nil {
@@ -498,17 +477,31 @@ func (h *Hub) convMute(ctx context.Context, s *session, req *wire.GenericCommand
 	return nil
 }
 
+// visibleConv returns the conversation of a command if the client may see
+// it: a member, or any client for chat rooms and system conversations.
 func (h *Hub) visibleConv(ctx context.Context, s *session, req *wire.GenericCommand) (*realtime.Conversation, error) {
-	cm := req.GetConvMessage()
-	if cm == nil || cm.GetCid() == "" {
+	return h.convFor(ctx, s, req.GetConvMessage(), realtime.ErrConvNotFound, true)
+}
+
+// memberConv returns the conversation of a command if the client is a
+// member, else notMember.
+func (h *Hub) memberConv(ctx context.Context, s *session, cm *wire.ConvCommand, notMember *realtime.Error) (*realtime.Conversation, error) {
+	return h.convFor(ctx, s, cm, notMember, false)
+}
+
+func (h *Hub) convFor(ctx context.Context, s *session, cm *wire.ConvCommand, notMember *realtime.Error, public bool) (*realtime.Conversation, error) {
+	if cm.GetCid() == "" {
 		return nil, realtime.ErrConvNotFound.WithDetail("missing conversation id")
 	}
 	conv, err := h.conversation(ctx, cm.GetCid())
 	if err != nil {
 		return nil, err
 	}
-	if !conv.Transient && !conv.System && !conv.HasMember(s.clientID) {
-		return nil, realtime.ErrConvNotFound
+	if public && (conv.Transient || conv.System) {
+		return conv, nil
+	}
+	if !conv.HasMember(s.clientID) {
+		return nil, notMember
 	}
 	return conv, nil
 }

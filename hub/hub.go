@@ -165,6 +165,19 @@ func (h *Hub) sessionsOf(clientID string) []*session {
 	return out
 }
 
+// sessionsOfAll returns the live sessions of several clients.
+func (h *Hub) sessionsOfAll(clientIDs []string) []*session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []*session
+	for _, id := range clientIDs {
+		for s := range h.clients[id] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // online reports whether a client has a live session on this hub.
 func (h *Hub) online(clientID string) bool {
 	h.mu.RLock()

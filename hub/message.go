@@ -201,10 +201,7 @@ func directPush(m *realtime.Message, transient bool) *wire.GenericCommand {
 // deliver pushes m to the online sessions of its recipients and to the
 // sender's other sessions.
 func (h *Hub) deliver(from *session, m *realtime.Message, to []string) {
-	targets := make([]*session, 0, len(to)+2)
-	for _, id := range to {
-		targets = append(targets, h.sessionsOf(id)...)
-	}
+	targets := h.sessionsOfAll(to)
 	if from != nil {
 		for _, o := range h.sessionsOf(m.From) {
 			if o != from {
@@ -558,10 +555,7 @@ func (h *Hub) handlePatch(s *session, req *wire.GenericCommand) {
 		if m.PatchTimestamp > last {
 			last = m.PatchTimestamp
 		}
-		var targets []*session
-		for _, member := range pl.to {
-			targets = append(targets, h.sessionsOf(member)...)
-		}
+		targets := h.sessionsOfAll(pl.to)
 		if !contains(pl.to, s.clientID) {
 			targets = append(targets, h.sessionsOf(s.clientID)...)
 		}

@@ -213,6 +213,10 @@ type ConversationUpdate struct {
 	// Attrs are merged into the custom attributes (top-level keys replace;
 	// a JSON null value deletes the key).
 	Attrs json.RawMessage
+	// Mute and Unmute add client ids to, and remove them from, the
+	// conversation's Muted list (members who get no push for it).
+	Mute   []string
+	Unmute []string
 }
 
 // AppendResult tells what AppendMessages did with one message.

@@ -463,17 +463,26 @@ func (h *Hub) convIsMember(ctx context.Context, s *session, req *wire.GenericCom
 	return nil
 }
 
-// convMute is accepted and acknowledged; muting only affects push, which
-// skips muted members unless a hook forces it.
+// convMute records that the client muted (or unmuted) a conversation:
+// muted members get no push for it unless a ReceiversOffline hook forces it.
 func (h *Hub) convMute(ctx context.Context, s *session, req *wire.GenericCommand, mute bool) error {
-	conv, err := h.visibleConv(ctx, s, req)
+	conv, err := h.memberConv(ctx, s, req.GetConvMessage(), realtime.ErrConvUpdateRejected)
 	if err != nil {
 		return err
 	}
-	op := wire.OpType_updated
-	s.c.reply(req, &wire.GenericCommand{Op: op.Enum(), ConvMessage: &wire.ConvCommand{
-		Cid: proto.String(conv.ID), Udate: proto.String(isoTime(h.now()))}})
-	_ = mute
+	u := realtime.ConversationUpdate{ID: conv.ID}
+	if mute {
+		u.Mute = []string{s.clientID}
+	} else {
+		u.Unmute = []string{s.clientID}
+	}
+	updated, err := h.store.UpdateConversation(ctx, u)
+	if err != nil {
+		return err
+	}
+	h.convs.drop(conv.ID)
+	s.c.reply(req, &wire.GenericCommand{Op: wire.OpType_updated.Enum(), ConvMessage: &wire.ConvCommand{
+		Cid: proto.String(conv.ID), Udate: proto.String(isoTime(updated.UpdatedAt))}})
 	return nil
 }
 

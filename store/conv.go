@@ -374,9 +374,27 @@ func (s *SQL) UpdateConversation(ctx context.Context, u realtime.ConversationUpd
 			}
 			row.Attrs = string(b)
 		}
+		if len(u.Mute)+len(u.Unmute) > 0 {
+			var muted []string
+			if row.Muted != "" {
+				_ = json.Unmarshal([]byte(row.Muted), &muted)
+			}
+			for _, id := range u.Mute {
+				if !slices.Contains(muted, id) {
+					muted = append(muted, id)
+				}
+			}
+			muted = slices.DeleteFunc(muted, func(id string) bool { return slices.Contains(u.Unmute, id) })
+			slices.Sort(muted)
+			b, _ := json.Marshal(muted)
+			if len(muted) == 0 {
+				b = []byte("[]")
+			}
+			row.Muted = string(b)
+		}
 		row.UpdatedAt = max(s.nowMs(), row.UpdatedAt)
-		if _, err := tx.NewRaw("UPDATE conversations SET name = ?, attrs = ?, updated_at = ? WHERE id = ?",
-			row.Name, row.Attrs, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
+		if _, err := tx.NewRaw("UPDATE conversations SET name = ?, attrs = ?, muted = ?, updated_at = ? WHERE id = ?",
+			row.Name, row.Attrs, row.Muted, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
 			return err
 		}
 		convs, err := s.fill(ctx, tx, []convRow{*row}, true)

@@ -384,6 +384,18 @@ func testUpdate(t *testing.T, s realtime.Store) {
 	if err != nil || u.Name != "new" || string(u.Attrs) != `{"x":{"n":1},"z":"3"}` {
 		t.Errorf("attrs only: %+v %v", u, err)
 	}
+	// Mute and unmute keep a sorted set and leave name and attributes.
+	u, err = s.UpdateConversation(ctx(t), realtime.ConversationUpdate{ID: c.ID, Mute: []string{"b", "a", "b"}})
+	if err != nil || !slices.Equal(u.Muted, []string{"a", "b"}) || u.Name != "new" {
+		t.Errorf("mute: %v %v", u, err)
+	}
+	u, err = s.UpdateConversation(ctx(t), realtime.ConversationUpdate{ID: c.ID, Unmute: []string{"a", "zz"}})
+	if err != nil || !slices.Equal(u.Muted, []string{"b"}) {
+		t.Errorf("unmute: %v %v", u, err)
+	}
+	if got, _ := s.GetConversation(ctx(t), c.ID); !slices.Equal(got.Muted, []string{"b"}) || string(got.Attrs) != `{"x":{"n":1},"z":"3"}` {
+		t.Errorf("after mute: %+v", got)
+	}
 	_, err = s.UpdateConversation(ctx(t), realtime.ConversationUpdate{ID: "0123456789abcdef01234567", Name: &name})
 	wantErr(t, "unknown conversation", err, realtime.ErrConvNotFound)
 	_, err = s.UpdateConversation(ctx(t), realtime.ConversationUpdate{ID: "", Name: &name})

@@ -104,3 +104,6 @@ func (h *Hub) Receipts(ctx context.Context, convID, msgID string) (delivered, re
 	sort.Strings(read)
 	return delivered, read, nil
 }
+
+// Store returns the store the hub serves.
+func (h *Hub) Store() realtime.Store { return h.store }

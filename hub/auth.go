@@ -129,9 +129,9 @@ func (h *Hub) verifySignature(clientID, message, sig string, ts int64, nonce str
 }
 
 // authenticate applies the login signature and the Authenticator.
-func (h *Hub) authenticate(c *conn, req *wire.GenericCommand, clientID, tag, deviceID string, reconnect bool) error {
+func (h *Hub) authenticate(c *conn, req *wire.GenericCommand, clientID, tag, deviceID string, reconnect, tokenOK bool) error {
 	sm := req.GetSessionMessage()
-	if h.cfg.RequireLoginSignature {
+	if h.cfg.RequireLoginSignature && !tokenOK {
 		msg := LoginSignatureMessage(req.GetAppId(), clientID, sm.GetT(), sm.GetN())
 		if err := h.verifySignature(clientID, msg, sm.GetS(), sm.GetT(), sm.GetN(), realtime.ErrSignatureFailed); err != nil {
 			return err
@@ -141,7 +141,7 @@ func (h *Hub) authenticate(c *conn, req *wire.GenericCommand, clientID, tag, dev
 		return nil
 	}
 	lr := &LoginRequest{HTTP: c.req, AppID: req.GetAppId(), ClientID: clientID, Tag: tag, DeviceID: deviceID,
-		Reconnect: reconnect, Signature: sm.GetS(), Timestamp: sm.GetT(), Nonce: sm.GetN()}
+		Reconnect: reconnect, SessionTokenValid: tokenOK, Signature: sm.GetS(), Timestamp: sm.GetT(), Nonce: sm.GetN()}
 	err := h.callHook(h.ctx, "Authenticator", func(ctx context.Context) error {
 		return h.cfg.Authenticator.Authenticate(ctx, lr)
 	})

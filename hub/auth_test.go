@@ -65,6 +65,8 @@ func TestAuthenticatorRefusesAndSeesUpgradeRequest(t *testing.T) {
 			return realtime.ErrInvalidLogin.WithDetail("banned by the app")
 		case strings.HasSuffix(req.ClientID, "Broken"):
 			return errors.New("user database down")
+		case req.Reconnect && req.SessionTokenValid:
+			return nil // the hub's token proves an earlier login; bans above still apply
 		}
 		// The app's own cookie/header names who may log in as what.
 		if req.HTTP == nil || req.HTTP.Header.Get("X-App-User") != req.ClientID {
@@ -104,15 +106,16 @@ func TestAuthenticatorRefusesAndSeesUpgradeRequest(t *testing.T) {
 		if !srv.Hub.Online(id("Tom")) {
 			t.Fatal("Tom not online")
 		}
-		// A reconnect with a valid session token does not ask again.
+		// A reconnect with a valid session token still asks the
+		// Authenticator (so bans take effect), telling it the token is good.
 		tom.Close()
 		before := calls.Load()
 		again := dialApp(t, srv, "app") // no header: the token is the proof
 		if _, err := again.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
 			t.Fatalf("reconnect with token: %v", err)
 		}
-		if n := calls.Load() - before; n != 0 {
-			t.Fatalf("Authenticator called %d times for a token reconnect", n)
+		if n := calls.Load() - before; n != 1 {
+			t.Fatalf("Authenticator called %d times for a token reconnect, want 1", n)
 		}
 	}, &hub.Config{AppID: "app", Authenticator: auth})
 }

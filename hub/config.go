@@ -96,9 +96,16 @@ type Config struct {
 	// SessionTokenTTL is the lifetime of session tokens (used by reconnects).
 	// Default 24 hours.
 	SessionTokenTTL time.Duration
-	// SessionSecret signs session tokens. Default: random per process (tokens
-	// then do not survive a restart; clients simply log in again).
+	// SessionSecret signs session tokens. Default: derived from MasterKey
+	// when set; else, for a hub without Authenticator (any client may log
+	// in anyway), derived from AppID; else random per process (tokens then
+	// do not survive a restart, and after a restart re-logins lose their
+	// tag, so single-device sign-on is not enforced until clients log in
+	// explicitly again: set it to keep tokens across restarts).
 	SessionSecret []byte
+	// TrustForwardedFor takes the client address from X-Forwarded-For
+	// (hooks' SourceIP, logs). Set it only behind a proxy that sets it.
+	TrustForwardedFor bool
 
 	// PingInterval is how often the hub pings an idle socket; a socket that
 	// does not answer within PingTimeout is closed (and its clients' will
@@ -186,6 +193,9 @@ type LoginRequest struct {
 	DeviceID string
 	// Reconnect is true for the SDK's automatic re-login.
 	Reconnect bool
+	// SessionTokenValid is true when a reconnect came with a valid session
+	// token issued by this hub (the client was authenticated before).
+	SessionTokenValid bool
 	// Signature fields sent by the client (signatureFactory).
 	Signature string
 	Timestamp int64

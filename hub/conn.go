@@ -89,7 +89,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		base64:          sub == wire.ProtocolBase64 || sub == wire.ProtocolBase64V1,
 		req:             r,
 		batch:           hw.conn,
-		remoteIP:        clientIP(r),
+		remoteIP:        clientIP(r, h.cfg.TrustForwardedFor),
 		out:             make(chan []byte, h.cfg.Limits.OutboundQueue),
 		quit:            make(chan struct{}),
 		sessions:        make(map[string]*session),
@@ -390,8 +390,8 @@ func isClosedErr(err error) bool {
 	return s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway
 }
 
-func clientIP(r *http.Request) string {
-	if xf := r.Header.Get("X-Forwarded-For"); xf != "" {
+func clientIP(r *http.Request, trustForwarded bool) string {
+	if xf := r.Header.Get("X-Forwarded-For"); xf != "" && trustForwarded {
 		return strings.TrimSpace(strings.Split(xf, ",")[0])
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -17,15 +17,16 @@ import (
 
 // convCache keeps conversations read from the store; entries are dropped
 // when this hub changes them. Member lists are what the send path needs.
+//
+// Concurrent misses of one id share one store read, so a cold cache under
+// load (a thousand first sends) is one query, not a thousand. A read that
+// started before a drop is not cached (gen), so a change made while it
+// was under way cannot be overwritten by the older state.
 type convCache struct {
-	mu sync.RWMutex
-	m  map[string]*realtime.Conversation
-
-	// loads collapses concurrent misses of one id into one store read, so
-	// a cold cache under load (a thousand first sends) is one query, not
-	// a thousand.
-	loadMu sync.Mutex
-	loads  map[string]*convLoad
+	mu    sync.RWMutex
+	m     map[string]*realtime.Conversation
+	loads map[string]*convLoad
+	gen   uint64 // bumped by every drop
 }
 
 type convLoad struct {
@@ -40,37 +41,31 @@ func newConvCache() *convCache {
 	return &convCache{m: make(map[string]*realtime.Conversation), loads: make(map[string]*convLoad)}
 }
 
-func (c *convCache) get(id string) *realtime.Conversation {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[id]
-}
-
-func (c *convCache) put(conv *realtime.Conversation) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= convCacheMax {
-		clear(c.m) // crude but bounded; the store is the truth
-	}
-	c.m[conv.ID] = conv
-}
-
 func (c *convCache) drop(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, id)
+	delete(c.loads, id)
+	c.gen++
 }
 
 // conversation returns a conversation, from the cache when possible. The
 // result must not be modified.
 func (h *Hub) conversation(ctx context.Context, id string) (*realtime.Conversation, error) {
 	cc := h.convs
-	if c := cc.get(id); c != nil {
-		return c, nil
+	cc.mu.RLock()
+	conv := cc.m[id]
+	cc.mu.RUnlock()
+	if conv != nil {
+		return conv, nil
 	}
-	cc.loadMu.Lock()
+	cc.mu.Lock()
+	if conv := cc.m[id]; conv != nil {
+		cc.mu.Unlock()
+		return conv, nil
+	}
 	if l, ok := cc.loads[id]; ok {
-		cc.loadMu.Unlock()
+		cc.mu.Unlock()
 		select {
 		case <-l.done:
 			return l.conv, l.err
@@ -80,15 +75,26 @@ func (h *Hub) conversation(ctx context.Context, id string) (*realtime.Conversati
 	}
 	l := &convLoad{done: make(chan struct{})}
 	cc.loads[id] = l
-	cc.loadMu.Unlock()
+	gen := cc.gen
+	cc.mu.Unlock()
+	defer func() {
+		if l.conv == nil && l.err == nil {
+			l.err = realtime.ErrInternal // the store panicked; waiters must not see (nil, nil)
+		}
+		cc.mu.Lock()
+		if cc.loads[id] == l {
+			delete(cc.loads, id)
+		}
+		if l.err == nil && l.conv != nil && cc.gen == gen {
+			if len(cc.m) >= convCacheMax {
+				clear(cc.m) // crude but bounded; the store is the truth
+			}
+			cc.m[id] = l.conv
+		}
+		cc.mu.Unlock()
+		close(l.done)
+	}()
 	l.conv, l.err = h.store.GetConversation(ctx, id)
-	if l.err == nil {
-		cc.put(l.conv)
-	}
-	cc.loadMu.Lock()
-	delete(cc.loads, id)
-	cc.loadMu.Unlock()
-	close(l.done)
 	return l.conv, l.err
 }
 
@@ -248,9 +254,11 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 	}
 	self := len(ids) == 1 && ids[0] == s.clientID
 	if conv.Transient {
-		// Chat rooms: joining and leaving are presence, kept in memory.
-		if !self && !h.rooms.has(conv.ID, s.clientID) {
-			return realtime.ErrConvUpdateRejected
+		// Chat rooms: joining and leaving are presence, kept in memory,
+		// and each client does it for itself (no one adds or kicks others,
+		// which would also let a client fill the hub's memory with ids).
+		if !self {
+			return realtime.ErrConvNotAllowed.WithDetail("in a chat room clients join and leave themselves")
 		}
 		resOp := wire.OpType_added
 		if add {
@@ -282,11 +290,8 @@ func (h *Hub) convMembers(ctx context.Context, s *session, req *wire.GenericComm
 	if !add {
 		action, op = "kick", realtime.ConvRemove
 	}
-	sigMembers := ids
-	if self {
-		sigMembers = nil
-	}
-	if err := h.checkConvSignature(s, conv.ID, sigMembers, action, cm); err != nil {
+	// The SDK signs join()/quit() as invite/kick of [self].
+	if err := h.checkConvSignature(s, conv.ID, ids, action, cm); err != nil {
 		return err
 	}
 	newMembers := 0
@@ -449,7 +454,7 @@ func (h *Hub) convMemberList(ctx context.Context, s *session, req *wire.GenericC
 
 func (h *Hub) convIsMember(ctx context.Context, s *session, req *wire.GenericCommand) error {
 	cm := req.GetConvMessage()
-	conv, err := h.conversation(ctx, cm.GetCid())
+	conv, err := h.visibleConv(ctx, s, req)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,9 @@ package hub
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -50,7 +52,7 @@ type Hub struct {
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the
 	// store once again).
-	noWill sync.Map
+	noWill clientSet
 	nonces *nonceCache
 
 	ctx    context.Context // cancelled by Shutdown
@@ -82,6 +84,7 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		conns:   make(map[*conn]struct{}),
 		convs:   newConvCache(),
 		rooms:   newRooms(),
+		noWill:  clientSet{max: 100_000},
 		nonces:  newNonceCache(),
 	}
 	h.devices = c.DeviceStore
@@ -91,11 +94,21 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		}
 	}
 	secret := c.SessionSecret
-	if len(secret) == 0 {
+	switch {
+	case len(secret) > 0:
+	case c.MasterKey != "":
+		secret = deriveKey(c.MasterKey, "session-token")
+	case c.Authenticator == nil && !c.RequireLoginSignature:
+		// Anyone may log in as anyone: a token grants nothing a fresh
+		// login would not, so a key anyone could derive is harmless and
+		// keeps tokens (and tags) valid across restarts.
+		secret = deriveKey("leanhub-open-app:"+c.AppID, "session-token")
+	default:
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err
 		}
+		c.Logger.Warn("hub: SessionSecret is random: session tokens will not survive a restart")
 	}
 	h.tokens = tokenSigner{key: secret}
 	h.hooks = collectHooks(c.Hooks)
@@ -144,9 +157,16 @@ func (h *Hub) now() time.Time { return h.cfg.Clock() }
 
 func (h *Hub) nowMs() int64 { return h.cfg.Clock().UnixMilli() }
 
-// go runs f in a goroutine owned by the hub (waited for by Shutdown).
+// goOwned runs f in a goroutine owned by the hub (waited for by Shutdown).
+// Once Shutdown has begun, f is not run.
 func (h *Hub) goOwned(f func()) {
+	h.mu.RLock()
+	if h.closing {
+		h.mu.RUnlock()
+		return
+	}
 	h.wg.Add(1)
+	h.mu.RUnlock()
 	go func() {
 		defer h.wg.Done()
 		f()
@@ -203,4 +223,10 @@ func (h *Hub) recipients(conv *realtime.Conversation, from string) []string {
 		return without(h.rooms.list(conv.ID), from)
 	}
 	return without(conv.Members, from)
+}
+
+func deriveKey(secret, purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }

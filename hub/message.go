@@ -105,22 +105,29 @@ func (h *Hub) handleDirect(s *session, req *wire.GenericCommand) {
 		Receipt:     d.GetR(),
 		Transient:   d.GetTransient(),
 	}
-	if d.GetWill() {
-		h.setWill(ctx, s, req, conv, msg)
-		return
-	}
 	ev := &realtime.MessageEvent{
 		Conversation: conv,
 		Message:      msg,
 		To:           h.recipients(conv, s.clientID),
 		SourceIP:     s.c.remoteIP,
+		Will:         d.GetWill(),
 	}
 	if pd := d.GetPushData(); pd != "" {
 		ev.PushData = json.RawMessage(pd)
 	}
+	if ev.Will && (conv.Transient || msg.Transient) {
+		ackError(s, req, realtime.ErrInvalidMessage.WithDetail("will messages are not allowed in transient conversations or as transient messages"))
+		return
+	}
+	// Will messages meet the hooks too (the keyword filter): their body is
+	// what gets delivered later.
 	rewrite, err := h.messageReceived(ctx, ev)
 	if err != nil {
 		ackError(s, req, err)
+		return
+	}
+	if ev.Will {
+		h.setWill(ctx, s, req, msg)
 		return
 	}
 
@@ -314,11 +321,31 @@ func (h *Hub) handleRead(s *session, req *wire.GenericCommand) {
 	if r == nil {
 		return
 	}
-	tuples := r.GetConvs()
-	for _, cid := range append(r.GetCids(), r.GetCid()) {
-		if cid != "" {
-			tuples = append(tuples, &wire.ReadTuple{Cid: proto.String(cid)})
+	// One tuple per conversation (the newest wins), and a bounded number
+	// per command: a read costs a store write and receipts to others.
+	byConv := map[string]int{}
+	var tuples []*wire.ReadTuple
+	add := func(t *wire.ReadTuple) {
+		if t.GetCid() == "" {
+			return
 		}
+		if i, ok := byConv[t.GetCid()]; ok {
+			if old := tuples[i]; t.GetTimestamp() > old.GetTimestamp() || t.GetTimestamp() == 0 {
+				tuples[i] = t
+			}
+			return
+		}
+		if len(tuples) >= maxReadTuples {
+			return
+		}
+		byConv[t.GetCid()] = len(tuples)
+		tuples = append(tuples, t)
+	}
+	for _, t := range r.GetConvs() {
+		add(t)
+	}
+	for _, cid := range append(r.GetCids(), r.GetCid()) {
+		add(&wire.ReadTuple{Cid: proto.String(cid)})
 	}
 	ctx, cancel := h.reqCtx()
 	defer cancel()
@@ -361,6 +388,9 @@ func (h *Hub) handleRead(s *session, req *wire.GenericCommand) {
 		}
 	}
 }
+
+// maxReadTuples caps the conversations one read command marks.
+const maxReadTuples = 200
 
 // historyMaxLimit caps one history page.
 const historyMaxLimit = 1000
@@ -528,6 +558,14 @@ func (h *Hub) handlePatch(s *session, req *wire.GenericCommand) {
 			s.c.sendError(req, realtime.ErrMessageOwnership)
 			return
 		}
+		if orig.Recalled {
+			s.c.sendError(req, realtime.ErrMessageNotFound.WithDetail("the message was recalled"))
+			return
+		}
+		if !h.isMember(conv, s.clientID) {
+			s.c.sendError(req, realtime.ErrConvMembershipNeeded)
+			return
+		}
 		for _, p := range it.GetMentionPids() {
 			if !conv.HasMember(p) {
 				s.c.sendError(req, realtime.ErrInvalidMessage.WithDetail("mentioned client %q is not a member", p))
@@ -538,7 +576,7 @@ func (h *Hub) handlePatch(s *session, req *wire.GenericCommand) {
 			ConvID: conv.ID, MessageID: orig.ID, From: s.clientID, Recall: it.GetRecall(),
 			Data: it.GetData(), Binary: it.GetBinaryMsg(), MentionAll: it.GetMentionAll(), MentionPids: it.GetMentionPids(),
 		}
-		to := conv.Members
+		to := h.recipients(conv, s.clientID)
 		if err := h.messageUpdate(ctx, &realtime.MessageUpdateEvent{Conversation: conv, Original: orig, Patch: &p, To: to}, &to); err != nil {
 			s.c.sendError(req, err)
 			return
@@ -598,22 +636,17 @@ func contains(list []string, id string) bool {
 }
 
 // setWill keeps a will message for the client (one per client).
-func (h *Hub) setWill(ctx context.Context, s *session, req *wire.GenericCommand, conv *realtime.Conversation, msg *realtime.Message) {
-	if conv.Transient {
-		ackError(s, req, realtime.ErrInvalidMessage.WithDetail("will messages are not allowed in transient conversations"))
-		return
-	}
-	if msg.Transient {
-		ackError(s, req, realtime.ErrInvalidMessage.WithDetail("a will message cannot be transient"))
-		return
-	}
+func (h *Hub) setWill(ctx context.Context, s *session, req *wire.GenericCommand, msg *realtime.Message) {
 	msg.ID = newMessageID()
 	msg.Timestamp = h.nowMs()
-	h.noWill.Delete(s.clientID)
+	h.noWill.forget(s.clientID)
 	if err := h.store.SetWill(ctx, realtime.Will{ClientID: s.clientID, Message: *msg, SetAt: h.now()}); err != nil {
 		ackError(s, req, err)
 		return
 	}
+	// Again after the write: a drop racing with this send may have marked
+	// the client will-less in between.
+	h.noWill.forget(s.clientID)
 	h.ackSent(s, req, msg)
 }
 
@@ -624,7 +657,7 @@ func (h *Hub) sendWill(clientID string) {
 	// its will.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	if _, none := h.noWill.Load(clientID); none {
+	if h.noWill.known(clientID) {
 		return
 	}
 	w, err := h.store.TakeWill(ctx, clientID)
@@ -632,11 +665,10 @@ func (h *Hub) sendWill(clientID string) {
 		h.log.Error("take will", "client", clientID, "err", err)
 		return
 	}
+	h.noWill.remember(clientID)
 	if w == nil {
-		h.noWill.Store(clientID, struct{}{})
 		return
 	}
-	h.noWill.Store(clientID, struct{}{})
 	conv, err := h.conversation(ctx, w.Message.ConvID)
 	if err != nil || !conv.HasMember(clientID) {
 		return

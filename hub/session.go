@@ -85,7 +85,7 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 		if err := h.store.ClearWill(h.ctx, s.clientID); err != nil {
 			h.log.Error("clear will", append(s.logAttrs(), "err", err)...)
 		} else {
-			h.noWill.Store(s.clientID, struct{}{})
+			h.noWill.remember(s.clientID)
 		}
 		c.removeSession(s)
 		h.endSession(s, "logout", false)
@@ -155,11 +155,12 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 			deviceID = tok.Device
 		}
 	}
-	if !tokenOK {
-		if err := h.authenticate(c, req, clientID, tag, deviceID, reconnect); err != nil {
-			c.sendError(req, err)
-			return
-		}
+	// A valid session token stands in for the login signature, but the
+	// Authenticator sees every open (so a ban takes effect on the next
+	// reconnect).
+	if err := h.authenticate(c, req, clientID, tag, deviceID, reconnect, tokenOK); err != nil {
+		c.sendError(req, err)
+		return
 	}
 
 	s := &session{
@@ -216,8 +217,10 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 		h.clients[clientID] = set
 	}
 	set[s] = struct{}{}
-	h.mu.Unlock()
+	// On the socket before h.mu is released: a conflicting login elsewhere
+	// that kicks s right after must find it there to remove it.
 	c.addSession(s)
+	h.mu.Unlock()
 	c.loggedIn.Store(true)
 
 	for _, o := range kicked {
@@ -228,8 +231,11 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 		h.afterSessionEnd(o, "conflict", false)
 	}
 	for _, o := range replaced {
+		// Only that client leaves the old socket; others sharing it stay.
 		o.c.removeSession(o)
-		o.c.closeWith(4111, "replaced by a newer connection of the same device", closeShutdown)
+		if o.c.sessionCount() == 0 {
+			o.c.closeWith(4111, "replaced by a newer connection of the same device", closeShutdown)
+		}
 		h.afterSessionEnd(o, "reconnect", false)
 	}
 

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub/internal/wire"
 )
@@ -136,7 +138,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
-		c.sendCmd(&wire.GenericCommand{Cmd: wire.CommandType_goaway.Enum()})
+		c.sendCmd(&wire.GenericCommand{Cmd: wire.CommandType_goaway.Enum(), Service: proto.Int32(2), ServerTs: proto.Int64(h.nowMs())})
 		c.closeWith(1001, "server shutting down", closeShutdown)
 	}
 	h.cancel()

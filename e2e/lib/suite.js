@@ -11,13 +11,15 @@ const T = { timeout: Number(process.env.E2E_TEST_TIMEOUT_MS || 30000) };
 
 /**
  * @param {string} title
- * @param {object} opts {args: extra app flags, realtime: newRealtime options}
+ * @param {object} opts {args: extra app flags, realtime: newRealtime options, binary: 'chat'
+ *   (default) or 'testserver', external: why the group cannot run against E2E_SERVER_URL}
  * @param {(ctx: object) => void} body declares the tests; ctx is filled in before() and has
  *   server, realtime, login(id, opts), child(opts).
  */
 function eachBackend(title, opts, body) {
   for (const backend of backends()) {
-    describe(`${title} [${backend.name}]`, { skip: backend.skip }, () => {
+    const skip = backend.name === 'external' && opts.external ? opts.external : backend.skip;
+    describe(`${title} [${backend.name}]`, { skip }, () => {
       const ctx = { backend: backend.name, clients: [], children: [] };
       ctx.login = async (id, loginOpts) => {
         const c = await login(ctx.realtime, id, loginOpts);
@@ -30,7 +32,7 @@ function eachBackend(title, opts, body) {
         return ch;
       };
       before(async () => {
-        ctx.server = await startServer({ db: backend.name, args: opts.args || [] });
+        ctx.server = await startServer({ db: backend.name, args: opts.args || [], binary: opts.binary });
         ctx.realtime = newRealtime(ctx.server, opts.realtime || {});
       });
       afterEach(async () => {

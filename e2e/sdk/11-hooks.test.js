@@ -6,49 +6,19 @@
 // A dropped send fails with 4402 and the app's code; a refused start with 4305.
 // Needs the testserver, so the run against E2E_SERVER_URL is skipped.
 
-const { describe, test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, backends } = require('../lib/server');
+const { eachBackend, T } = require('../lib/suite');
 const {
   SDK, Event, ids, newRealtime, login, waitFor, expectNoEvent, sendText, closeQuietly, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
 const { TextMessage } = SDK;
-const T = { timeout: Number(process.env.E2E_TEST_TIMEOUT_MS || 30000) };
 
 const DROP_APP_CODE = 1001;
 const DROP_DETAIL = 'dropped by the test hook';
 const FORBIDDEN_APP_CODE = 2002;
 const FORBIDDEN_DETAIL = 'conversation name refused by the test hook';
-
-/** Like lib/suite.js eachBackend, but on e2e/testserver. */
-function eachTestServerBackend(title, body) {
-  for (const backend of backends()) {
-    const skip = backend.name === 'external'
-      ? 'needs e2e/testserver (its hooks), not an external server'
-      : backend.skip;
-    describe(`${title} [${backend.name}]`, { skip }, () => {
-      const ctx = { backend: backend.name, clients: [] };
-      ctx.login = async (id, opts) => {
-        const c = await login(ctx.realtime, id, opts);
-        ctx.clients.push(c);
-        return c;
-      };
-      before(async () => {
-        ctx.server = await startServer({ db: backend.name, binary: 'testserver' });
-        ctx.realtime = newRealtime(ctx.server);
-      });
-      afterEach(async () => {
-        await closeQuietly(...ctx.clients.splice(0));
-      });
-      after(async () => {
-        if (ctx.realtime) ctx.realtime._close();
-        if (ctx.server) await ctx.server.stop();
-      });
-      body(ctx);
-    });
-  }
-}
 
 /**
  * Records the acks the server sends to a client, decoded with the SDK's own protobuf classes
@@ -72,7 +42,7 @@ function recordAcks(client) {
   return { acks, stop: () => ws.off('message', onMessage) };
 }
 
-eachTestServerBackend('hooks', ctx => {
+eachBackend('hooks', { binary: 'testserver', external: 'needs e2e/testserver (its hooks), not an external server' }, ctx => {
   test('a message the MessageReceived hook drops: 4402 + appCode, never delivered, not in history', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom);

@@ -7,45 +7,15 @@
 // server signs for its users. Needs the testserver, so the run against E2E_SERVER_URL is
 // skipped.
 
-const { describe, test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { startServer, backends } = require('../lib/server');
+const { eachBackend, T } = require('../lib/suite');
 const {
   Event, ids, newRealtime, login, waitFor, sendText, closeQuietly, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-const T = { timeout: Number(process.env.E2E_TEST_TIMEOUT_MS || 30000) };
 const MASTER_KEY = `e2e-master-${crypto.randomBytes(6).toString('hex')}`;
-
-/** Like lib/suite.js eachBackend, but on e2e/testserver with -master-key. */
-function eachTestServerBackend(title, body) {
-  for (const backend of backends()) {
-    const skip = backend.name === 'external'
-      ? 'needs e2e/testserver (its /sign endpoint), not an external server'
-      : backend.skip;
-    describe(`${title} [${backend.name}]`, { skip }, () => {
-      const ctx = { backend: backend.name, clients: [] };
-      ctx.login = async (id, opts) => {
-        const c = await login(ctx.realtime, id, opts);
-        ctx.clients.push(c);
-        return c;
-      };
-      before(async () => {
-        ctx.server = await startServer({ db: backend.name, binary: 'testserver', args: ['-master-key', MASTER_KEY] });
-        ctx.realtime = newRealtime(ctx.server);
-      });
-      afterEach(async () => {
-        await closeQuietly(...ctx.clients.splice(0));
-      });
-      after(async () => {
-        if (ctx.realtime) ctx.realtime._close();
-        if (ctx.server) await ctx.server.stop();
-      });
-      body(ctx);
-    });
-  }
-}
 
 /** Asks the testserver's /sign for {signature, timestamp, nonce}. */
 async function sign(server, body) {
@@ -88,7 +58,7 @@ function rejection(promise, what) {
   );
 }
 
-eachTestServerBackend('signatures', ctx => {
+eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_KEY], external: 'needs e2e/testserver (its /sign endpoint), not an external server' }, ctx => {
   test('signed login, create, add and remove', T, async () => {
     const { Tom, Jerry, Kate } = ids('Tom', 'Jerry', 'Kate');
     const tomSign = factories(ctx.server);

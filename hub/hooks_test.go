@@ -60,13 +60,11 @@ func TestHookTimeoutIgnoredLetsMessageThrough(t *testing.T) {
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
-		start := time.Now()
+		// The hook blocks until the test ends, so the send returning at
+		// all shows the hub stopped waiting at the deadline.
 		sent, err := tom.SendText(ctx, cid, "slow hook")
 		if err != nil {
 			t.Fatalf("send past a timed-out hook (ignore policy): %v", err)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Fatalf("send took %v with a 100ms HookTimeout", d)
 		}
 		m, err := jerry.NextMessage(ctx)
 		if err != nil || m.ID != sent.ID || m.Data != text("slow hook") {

@@ -358,12 +358,13 @@ func (h *Hub) handleRead(s *session, req *wire.GenericCommand) {
 		if m == nil {
 			continue // not a member
 		}
-		for _, o := range h.sessionsOf(s.clientID) {
-			if o != s {
-				o.push(&wire.GenericCommand{Cmd: wire.CommandType_unread.Enum(), UnreadMessage: &wire.UnreadCommand{
-					Convs:     []*wire.UnreadTuple{{Cid: proto.String(t.GetCid()), Unread: proto.Int32(0), Mentioned: proto.Bool(false)}},
-					NotifTime: proto.Int64(h.nowMs())}})
-			}
+		if others := h.sessionsOf(s.clientID); len(others) > 1 {
+			// The reader's other devices learn what is left unread (usually
+			// nothing: the SDK reads up to the newest message).
+			left := h.unreadAfter(ctx, t.GetCid(), s.clientID, m.ReadAt)
+			h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_unread.Enum(), UnreadMessage: &wire.UnreadCommand{
+				Convs:     []*wire.UnreadTuple{{Cid: proto.String(t.GetCid()), Unread: proto.Int32(int32(left)), Mentioned: proto.Bool(false)}},
+				NotifTime: proto.Int64(h.nowMs())}}, others, s)
 		}
 		// Receipts go out even when the cursor did not move: sending a
 		// message moves the sender's own read cursor (one's messages are
@@ -686,4 +687,21 @@ func (h *Hub) validateBody(data string, binary []byte) error {
 		return nil
 	}
 	return h.cfg.MessageTypes.Validate(data)
+}
+
+// unreadAfter counts the messages from others after a read cursor (at most
+// historyMaxLimit; one indexed range read, usually empty).
+func (h *Hub) unreadAfter(ctx context.Context, convID, clientID string, readAt int64) int {
+	msgs, err := h.store.History(ctx, realtime.HistoryQuery{ConvID: convID, Direction: realtime.Newer, Start: readAt, Limit: historyMaxLimit})
+	if err != nil {
+		h.log.Error("unread after read", "conv", convID, "client", clientID, "err", err)
+		return 0
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.From != clientID {
+			n++
+		}
+	}
+	return n
 }

@@ -166,3 +166,27 @@ func TestReplacingOneDevicesSessionKeepsOtherClientsOnItsSocket(t *testing.T) {
 		}
 	}, nil)
 }
+
+func TestPartialReadTellsOtherDevicesWhatIsLeft(t *testing.T) {
+	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		cid, _ := tom.StartConversation(ctx, id("Jerry"))
+		first, _ := tom.SendText(ctx, cid, "one")
+		tom.SendText(ctx, cid, "two")
+		tom.SendText(ctx, cid, "three")
+		phone := srv.Login(t, id("Jerry"))
+		web := srv.Login(t, id("Jerry"))
+		if _, err := web.NextOf(ctx, wire.CommandType_unread); err != nil {
+			t.Fatal(err)
+		}
+		// The phone read only the first message.
+		if err := phone.Read(ctx, cid, first.Timestamp); err != nil {
+			t.Fatal(err)
+		}
+		p, err := web.NextOf(ctx, wire.CommandType_unread)
+		if err != nil || p.GetUnreadMessage().GetConvs()[0].GetUnread() != 2 {
+			t.Fatalf("other device after a partial read: %v, %v; want 2 left", p, err)
+		}
+	}, nil)
+}

@@ -397,12 +397,8 @@ func (s *SQL) UpdateConversation(ctx context.Context, u realtime.ConversationUpd
 			row.Name, row.Attrs, row.Muted, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
 			return err
 		}
-		convs, err := s.fill(ctx, tx, []convRow{*row}, true)
-		if err != nil {
-			return err
-		}
-		out = convs[0]
-		return nil
+		out, err = s.fillOne(ctx, tx, row)
+		return err
 	})
 	if err != nil {
 		return nil, wrapInfra("update conversation", err)
@@ -442,10 +438,7 @@ func (s *SQL) AddMembers(ctx context.Context, convID string, clientIDs []string)
 		}
 		if row.Transient {
 			added = ids
-			convs, err := s.fill(ctx, tx, []convRow{*row}, true)
-			if err == nil {
-				out = convs[0]
-			}
+			out, err = s.fillOne(ctx, tx, row)
 			return err
 		}
 		var existing []string
@@ -474,19 +467,12 @@ func (s *SQL) AddMembers(ctx context.Context, convID string, clientIDs []string)
 			if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 				return err
 			}
-			row.MemberCount += len(added)
-			row.UpdatedAt = max(now, row.UpdatedAt)
-			if _, err := tx.NewRaw("UPDATE conversations SET member_count = ?, updated_at = ? WHERE id = ?",
-				row.MemberCount, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
+			if err := setMemberCount(ctx, tx, row, len(added), now); err != nil {
 				return err
 			}
 		}
-		convs, err := s.fill(ctx, tx, []convRow{*row}, true)
-		if err != nil {
-			return err
-		}
-		out = convs[0]
-		return nil
+		out, err = s.fillOne(ctx, tx, row)
+		return err
 	})
 	if err != nil {
 		return nil, nil, wrapInfra("add members", err)
@@ -518,23 +504,34 @@ func (s *SQL) RemoveMembers(ctx context.Context, convID string, clientIDs []stri
 			}
 			slices.Sort(removed)
 			if len(removed) > 0 {
-				row.MemberCount -= len(removed)
-				row.UpdatedAt = max(s.nowMs(), row.UpdatedAt)
-				if _, err := tx.NewRaw("UPDATE conversations SET member_count = ?, updated_at = ? WHERE id = ?",
-					row.MemberCount, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
+				if err := setMemberCount(ctx, tx, row, -len(removed), s.nowMs()); err != nil {
 					return err
 				}
 			}
 		}
-		convs, err := s.fill(ctx, tx, []convRow{*row}, true)
-		if err != nil {
-			return err
-		}
-		out = convs[0]
-		return nil
+		out, err = s.fillOne(ctx, tx, row)
+		return err
 	})
 	if err != nil {
 		return nil, nil, wrapInfra("remove members", err)
 	}
 	return out, removed, nil
+}
+
+// setMemberCount records a change of a conversation's member count.
+func setMemberCount(ctx context.Context, tx bun.Tx, row *convRow, delta int, now int64) error {
+	row.MemberCount += delta
+	row.UpdatedAt = max(now, row.UpdatedAt)
+	_, err := tx.NewRaw("UPDATE conversations SET member_count = ?, updated_at = ? WHERE id = ?",
+		row.MemberCount, row.UpdatedAt, row.ID).Exec(ctx)
+	return err
+}
+
+// fillOne returns one conversation row as a Conversation with its members.
+func (s *SQL) fillOne(ctx context.Context, tx bun.Tx, row *convRow) (*realtime.Conversation, error) {
+	convs, err := s.fill(ctx, tx, []convRow{*row}, true)
+	if err != nil {
+		return nil, err
+	}
+	return convs[0], nil
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // Signatures follow LeanCloud's IM "security and signatures" chapter:

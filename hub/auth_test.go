@@ -14,16 +14,16 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // dialApp dials a socket that sends appID in its commands.
-func dialApp(t *testing.T, srv *hubtest.Server, appID string, opts ...hubtest.Option) *hubtest.Client {
+func dialApp(t *testing.T, srv *testServer, appID string, opts ...lcclient.Option) *lcclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := hubtest.Dial(ctx, srv.WebsocketURL(), opts...)
+	c, err := lcclient.Dial(ctx, srv.WebsocketURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,17 +40,17 @@ func wantCode(t *testing.T, err error, code int, what string) {
 }
 
 func TestOtherAppIDRefusedWith4100(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		c := dialApp(t, srv, "other-app")
-		_, err := c.Open(ctx, id("Tom"), hubtest.OpenOptions{})
+		_, err := c.Open(ctx, id("Tom"), lcclient.OpenOptions{})
 		wantCode(t, err, realtime.CodeAppNotAvailable, "open for another app")
 		if srv.Hub.Online(id("Tom")) {
 			t.Fatal("refused client is online")
 		}
 		// The same socket may still open for the right app.
 		c.AppID = "app"
-		if _, err := c.Open(ctx, id("Tom"), hubtest.OpenOptions{}); err != nil {
+		if _, err := c.Open(ctx, id("Tom"), lcclient.OpenOptions{}); err != nil {
 			t.Fatalf("open for the hub's app: %v", err)
 		}
 	}, &hub.Config{AppID: "app"})
@@ -77,11 +77,11 @@ func TestAuthenticatorRefusesAndSeesUpgradeRequest(t *testing.T) {
 		}
 		return nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
-		opts := hubtest.OpenOptions{Tag: "Mobile", DeviceID: "dev-1"}
-		as := func(user string) *hubtest.Client {
-			return dialApp(t, srv, "app", hubtest.Header(http.Header{"X-App-User": {user}}))
+		opts := lcclient.OpenOptions{Tag: "Mobile", DeviceID: "dev-1"}
+		as := func(user string) *lcclient.Client {
+			return dialApp(t, srv, "app", lcclient.Header(http.Header{"X-App-User": {user}}))
 		}
 		_, err := as(id("Banned")).Open(ctx, id("Banned"), opts)
 		var e *realtime.Error
@@ -111,7 +111,7 @@ func TestAuthenticatorRefusesAndSeesUpgradeRequest(t *testing.T) {
 		tom.Close()
 		before := calls.Load()
 		again := dialApp(t, srv, "app") // no header: the token is the proof
-		if _, err := again.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
+		if _, err := again.Open(ctx, id("Tom"), lcclient.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
 			t.Fatalf("reconnect with token: %v", err)
 		}
 		if n := calls.Load() - before; n != 1 {
@@ -123,7 +123,7 @@ func TestAuthenticatorRefusesAndSeesUpgradeRequest(t *testing.T) {
 const testMasterKey = "master-key-for-tests"
 
 func TestLoginSignatures(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := id("Tom")
 		// The documented format, built by hand: appid:clientid::timestamp:nonce.
@@ -133,54 +133,54 @@ func TestLoginSignatures(t *testing.T) {
 		if got, want := hub.LoginSignatureMessage("app", tom, 12, "n"), "app:"+tom+"::12:n"; got != want {
 			t.Fatalf("LoginSignatureMessage = %q, want %q", got, want)
 		}
-		open := func(client string, o hubtest.OpenOptions) (string, error) {
+		open := func(client string, o lcclient.OpenOptions) (string, error) {
 			return dialApp(t, srv, "app").Open(ctx, client, o)
 		}
 		now := time.Now()
 		sec, ms := now.Unix(), now.UnixMilli()
 
-		_, err := open(tom, hubtest.OpenOptions{})
+		_, err := open(tom, lcclient.OpenOptions{})
 		wantCode(t, err, realtime.CodeSignatureFailed, "no signature")
 
 		nonce := id("n1")
-		if _, err := open(tom, hubtest.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce}); err != nil {
+		if _, err := open(tom, lcclient.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce}); err != nil {
 			t.Fatalf("valid signature, seconds: %v", err)
 		}
 		// Replaying the same signed open fails.
-		_, err = open(tom, hubtest.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "replayed nonce")
 
 		nonce = id("n2")
-		st, err := open(tom, hubtest.OpenOptions{Signature: sign(tom, ms, nonce), Timestamp: ms, Nonce: nonce})
+		st, err := open(tom, lcclient.OpenOptions{Signature: sign(tom, ms, nonce), Timestamp: ms, Nonce: nonce})
 		if err != nil {
 			t.Fatalf("valid signature, milliseconds: %v", err)
 		}
 
 		nonce = id("n3")
-		_, err = open(tom, hubtest.OpenOptions{Signature: sign(tom, sec, nonce+"x"), Timestamp: sec, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: sign(tom, sec, nonce+"x"), Timestamp: sec, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "signature over another nonce")
-		_, err = open(tom, hubtest.OpenOptions{Signature: hub.Sign("wrong key", fmt.Sprintf("app:%s::%d:%s", tom, sec, nonce)), Timestamp: sec, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: hub.Sign("wrong key", fmt.Sprintf("app:%s::%d:%s", tom, sec, nonce)), Timestamp: sec, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "signed with another key")
-		_, err = open(id("Jerry"), hubtest.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce})
+		_, err = open(id("Jerry"), lcclient.OpenOptions{Signature: sign(tom, sec, nonce), Timestamp: sec, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "Tom's signature used by Jerry")
 
 		stale := now.Add(-2 * time.Hour).Unix()
 		nonce = id("n4")
-		_, err = open(tom, hubtest.OpenOptions{Signature: sign(tom, stale, nonce), Timestamp: stale, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: sign(tom, stale, nonce), Timestamp: stale, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "stale timestamp (seconds)")
 		staleMs := now.Add(-2 * time.Hour).UnixMilli()
-		_, err = open(tom, hubtest.OpenOptions{Signature: sign(tom, staleMs, nonce), Timestamp: staleMs, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: sign(tom, staleMs, nonce), Timestamp: staleMs, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "stale timestamp (milliseconds)")
 		future := now.Add(2 * time.Hour).Unix()
-		_, err = open(tom, hubtest.OpenOptions{Signature: sign(tom, future, nonce), Timestamp: future, Nonce: nonce})
+		_, err = open(tom, lcclient.OpenOptions{Signature: sign(tom, future, nonce), Timestamp: future, Nonce: nonce})
 		wantCode(t, err, realtime.CodeSignatureFailed, "timestamp far in the future")
 
 		// A reconnect with a valid session token needs no signature.
-		if _, err := open(tom, hubtest.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
+		if _, err := open(tom, lcclient.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
 			t.Fatalf("reconnect with session token: %v", err)
 		}
 		// A forged token does not skip it.
-		_, err = open(tom, hubtest.OpenOptions{Reconnect: true, SessionToken: st + "x"})
+		_, err = open(tom, lcclient.OpenOptions{Reconnect: true, SessionToken: st + "x"})
 		if err == nil {
 			t.Fatal("reconnect with a forged token accepted")
 		}
@@ -188,10 +188,10 @@ func TestLoginSignatures(t *testing.T) {
 }
 
 func TestConversationSignatures(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := dialApp(t, srv, "app")
-		if _, err := tom.Open(ctx, id("Tom"), hubtest.OpenOptions{}); err != nil {
+		if _, err := tom.Open(ctx, id("Tom"), lcclient.OpenOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		ts := time.Now().UnixMilli()

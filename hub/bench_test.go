@@ -38,8 +38,8 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/store"
 )
 
@@ -190,8 +190,8 @@ func createConvs(b *testing.B, st realtime.Store, members [][]string) []string {
 // loginAll dials one socket per client id and opens its session. The
 // clients are closed (and their read loops waited for) when b ends, before
 // the hub shuts down.
-func loginAll(b *testing.B, srv *hubtest.Server, ids []string) []*hubtest.Client {
-	clients := make([]*hubtest.Client, len(ids))
+func loginAll(b *testing.B, srv *testServer, ids []string) []*lcclient.Client {
+	clients := make([]*lcclient.Client, len(ids))
 	b.Cleanup(func() {
 		for _, c := range clients {
 			if c != nil {
@@ -207,13 +207,13 @@ func loginAll(b *testing.B, srv *hubtest.Server, ids []string) []*hubtest.Client
 	err := benchParallel(len(ids), func(i int) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			return err
 		}
 		clients[i] = c
 		c.AppID = srv.AppID
-		if _, err := c.Open(ctx, ids[i], hubtest.OpenOptions{}); err != nil {
+		if _, err := c.Open(ctx, ids[i], lcclient.OpenOptions{}); err != nil {
 			return fmt.Errorf("open %s: %w", ids[i], err)
 		}
 		return nil
@@ -232,7 +232,7 @@ func benchText(seq, sentAt int64) string {
 }
 
 // parseBenchBody reads seq and sentAt back from a delivered body, which
-// hubtest.SendText made {"_lctext":"...","_lctype":-1}.
+// lcclient.SendText made {"_lctext":"...","_lctype":-1}.
 func parseBenchBody(data string) (seq, sentAt int64, err error) {
 	s, ok := strings.CutPrefix(data, `{"_lctext":"`)
 	a, rest, ok2 := strings.Cut(s, " ")
@@ -271,7 +271,7 @@ type benchPeer interface {
 }
 
 type hubPeer struct {
-	c   *hubtest.Client
+	c   *lcclient.Client
 	cid string // every message goes to this conversation
 }
 
@@ -468,7 +468,7 @@ func BenchmarkSendDeliver1to1(b *testing.B) {
 	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			st := be.open(b)
-			srv := hubtest.NewServer(b, st, benchConfig())
+			srv := newServer(b, st, benchConfig())
 			prefix := benchPrefix()
 			ids := make([]string, 0, 2*pairs)
 			members := make([][]string, pairs)
@@ -530,7 +530,7 @@ func BenchmarkFanout(b *testing.B) {
 	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			st := be.open(b)
-			srv := hubtest.NewServer(b, st, benchConfig())
+			srv := newServer(b, st, benchConfig())
 			prefix := benchPrefix()
 			ids := make([]string, members)
 			for i := range ids {
@@ -561,7 +561,7 @@ func BenchmarkLoginSync(b *testing.B) {
 	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			st := be.open(b)
-			srv := hubtest.NewServer(b, st, benchConfig())
+			srv := newServer(b, st, benchConfig())
 			prefix := benchPrefix()
 			me := prefix + "me"
 			members := make([][]string, convs)
@@ -586,7 +586,7 @@ func BenchmarkLoginSync(b *testing.B) {
 			login := func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+				c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 				if err != nil {
 					return err
 				}
@@ -595,7 +595,7 @@ func BenchmarkLoginSync(b *testing.B) {
 					<-c.Done()
 				}()
 				c.AppID = srv.AppID
-				if _, err := c.Open(ctx, me, hubtest.OpenOptions{}); err != nil {
+				if _, err := c.Open(ctx, me, lcclient.OpenOptions{}); err != nil {
 					return err
 				}
 				p, err := c.NextOf(ctx, wire.CommandType_unread)
@@ -770,7 +770,7 @@ func (rs *rawServer) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // rawPeer is a raw client: a read loop sorting acks from messages, as
-// hubtest.Client does with replies and pushes.
+// lcclient.Client does with replies and pushes.
 type rawPeer struct {
 	ws   *websocket.Conn
 	size int

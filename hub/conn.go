@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // closeKind says why a socket closed; it decides whether will messages go

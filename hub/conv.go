@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // convCache keeps conversations read from the store; entries are dropped

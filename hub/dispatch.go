@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // dispatch handles one decoded command. A panic in a handler is logged and

@@ -44,11 +44,10 @@ func Example() {
 
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/im/ws"
 	login := func(id string) *hubtest.Client {
-		c, err := hubtest.Dial(ctx, wsURL)
+		c, err := hubtest.Dial(ctx, wsURL, hubtest.AppID("my-app"))
 		if err != nil {
 			log.Fatal(err)
 		}
-		c.AppID = "my-app"
 		if _, err := c.Open(ctx, id, hubtest.OpenOptions{}); err != nil {
 			log.Fatal(err)
 		}

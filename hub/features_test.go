@@ -12,11 +12,11 @@ import (
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hooks"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
-func noMore(t *testing.T, c *hubtest.Client, typ wire.CommandType, what string) {
+func noMore(t *testing.T, c *lcclient.Client, typ wire.CommandType, what string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -26,10 +26,10 @@ func noMore(t *testing.T, c *hubtest.Client, typ wire.CommandType, what string) 
 }
 
 func TestConflictSameTagKicksOlderDifferentTagsStay(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
-		dial := func() *hubtest.Client {
-			c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		dial := func() *lcclient.Client {
+			c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,14 +37,14 @@ func TestConflictSameTagKicksOlderDifferentTagsStay(t *testing.T) {
 			return c
 		}
 		a, b, web := dial(), dial(), dial()
-		stA, err := a.Open(ctx, id("Tom"), hubtest.OpenOptions{Tag: "Mobile", DeviceID: "phone-1"})
+		stA, err := a.Open(ctx, id("Tom"), lcclient.OpenOptions{Tag: "Mobile", DeviceID: "phone-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := web.Open(ctx, id("Tom"), hubtest.OpenOptions{Tag: "Web"}); err != nil {
+		if _, err := web.Open(ctx, id("Tom"), lcclient.OpenOptions{Tag: "Web"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Open(ctx, id("Tom"), hubtest.OpenOptions{Tag: "Mobile", DeviceID: "phone-2"}); err != nil {
+		if _, err := b.Open(ctx, id("Tom"), lcclient.OpenOptions{Tag: "Mobile", DeviceID: "phone-2"}); err != nil {
 			t.Fatal(err)
 		}
 		p, err := a.NextOf(ctx, wire.CommandType_session)
@@ -54,15 +54,15 @@ func TestConflictSameTagKicksOlderDifferentTagsStay(t *testing.T) {
 		noMore(t, web, wire.CommandType_session, "the Web device must stay")
 		// The kicked device's automatic re-login is refused, in the reply.
 		a2 := dial()
-		if _, err := a2.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true, SessionToken: stA}); !errors.Is(err, realtime.ErrSessionConflict) {
+		if _, err := a2.Open(ctx, id("Tom"), lcclient.OpenOptions{Reconnect: true, SessionToken: stA}); !errors.Is(err, realtime.ErrSessionConflict) {
 			t.Fatalf("conflicting re-login: %v", err)
 		}
 		// Without a token (what the SDK retries with after 4112) too.
-		if _, err := a2.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true}); !errors.Is(err, realtime.ErrSessionConflict) {
+		if _, err := a2.Open(ctx, id("Tom"), lcclient.OpenOptions{Reconnect: true}); !errors.Is(err, realtime.ErrSessionConflict) {
 			t.Fatalf("conflicting re-login without token: %v", err)
 		}
 		// A bad token is 4112.
-		if _, err := a2.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true, SessionToken: "forged.token"}); !errors.Is(err, realtime.ErrSessionTokenExpired) {
+		if _, err := a2.Open(ctx, id("Tom"), lcclient.OpenOptions{Reconnect: true, SessionToken: "forged.token"}); !errors.Is(err, realtime.ErrSessionTokenExpired) {
 			t.Fatalf("forged token: %v", err)
 		}
 		// Both remaining devices get messages to Tom.
@@ -74,7 +74,7 @@ func TestConflictSameTagKicksOlderDifferentTagsStay(t *testing.T) {
 		if _, err := jerry.SendText(ctx, cid, "to all of Tom"); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*hubtest.Client{b, web} {
+		for _, c := range []*lcclient.Client{b, web} {
 			if m, err := c.NextMessage(ctx); err != nil || m.Data != text("to all of Tom") {
 				t.Fatalf("device missed the message: %v, %v", m, err)
 			}
@@ -90,7 +90,7 @@ func TestConflictSameTagKicksOlderDifferentTagsStay(t *testing.T) {
 }
 
 func TestWillSentOnDropNotOnLogout(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		jerry := srv.Login(t, id("Jerry"))
 		tom := srv.Login(t, id("Tom"))
@@ -98,7 +98,7 @@ func TestWillSentOnDropNotOnLogout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		will := func(c *hubtest.Client, body string) {
+		will := func(c *lcclient.Client, body string) {
 			t.Helper()
 			if _, err := c.SendDirect(ctx, &wire.DirectCommand{Cid: proto.String(cid), Msg: proto.String(text(body)), Will: proto.Bool(true)}); err != nil {
 				t.Fatal(err)
@@ -129,7 +129,7 @@ func TestWillSentOnDropNotOnLogout(t *testing.T) {
 }
 
 func TestEditRecallAndPatchReplay(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -138,7 +138,7 @@ func TestEditRecallAndPatchReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		patch := func(c *hubtest.Client, item *wire.PatchItem) error {
+		patch := func(c *lcclient.Client, item *wire.PatchItem) error {
 			_, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_patch.Enum(), Op: wire.OpType_modify.Enum(),
 				PeerId: proto.String(c.ClientID), PatchMessage: &wire.PatchCommand{Patches: []*wire.PatchItem{item}}})
 			return err
@@ -167,12 +167,12 @@ func TestEditRecallAndPatchReplay(t *testing.T) {
 		if err := patch(tom, &wire.PatchItem{Cid: proto.String(cid), Mid: proto.String(sent.ID), Recall: proto.Bool(true)}); err != nil {
 			t.Fatal(err)
 		}
-		j2, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		j2, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer j2.Close()
-		if _, err := j2.Open(ctx, id("Jerry"), hubtest.OpenOptions{LastPatchTime: lastPatch}); err != nil {
+		if _, err := j2.Open(ctx, id("Jerry"), lcclient.OpenOptions{LastPatchTime: lastPatch}); err != nil {
 			t.Fatal(err)
 		}
 		p, err = j2.NextOf(ctx, wire.CommandType_patch)
@@ -187,7 +187,7 @@ func TestEditRecallAndPatchReplay(t *testing.T) {
 }
 
 func TestEditAndRecallCanBeSwitchedOff(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
@@ -207,7 +207,7 @@ func TestEditAndRecallCanBeSwitchedOff(t *testing.T) {
 }
 
 func TestTransientMessagesAreAckedDeliveredOnlineAndNeverStored(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -230,7 +230,7 @@ func TestTransientMessagesAreAckedDeliveredOnlineAndNeverStored(t *testing.T) {
 }
 
 func TestUnreadOnLoginMentionsAndReadClearsOtherDevices(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"), id("Kate"))
@@ -252,7 +252,7 @@ func TestUnreadOnLoginMentionsAndReadClearsOtherDevices(t *testing.T) {
 			t.Fatalf("Kate's unread = %v (not mentioned)", u)
 		}
 		// A second device of Jerry; reading on one clears the other.
-		jerry2 := srv.Login(t, id("Jerry"), hubtest.Base64())
+		jerry2 := srv.Login(t, id("Jerry"), lcclient.Base64())
 		if _, err := jerry2.NextOf(ctx, wire.CommandType_unread); err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestUnreadOnLoginMentionsAndReadClearsOtherDevices(t *testing.T) {
 }
 
 func TestReceiptsOneToOne(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -315,7 +315,7 @@ func TestHooksDropWithAppCodeAndKeywordFilter(t *testing.T) {
 		return nil, nil
 	})
 	filter := hooks.NewKeywordFilter([]string{"badword", "坏话"}, nil)
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -353,7 +353,7 @@ func TestHooksDropWithAppCodeAndKeywordFilter(t *testing.T) {
 }
 
 func TestGoAPISendAsClient(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -362,7 +362,7 @@ func TestGoAPISendAsClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*hubtest.Client{jerry, tom} {
+		for _, c := range []*lcclient.Client{jerry, tom} {
 			got, err := c.NextMessage(ctx)
 			if err != nil || got.ID != m.ID || got.Data != text("from Go") {
 				t.Fatalf("Go API send: %v %v", got, err)
@@ -376,7 +376,7 @@ func TestGoAPISendAsClient(t *testing.T) {
 
 func TestSendRateLimit(t *testing.T) {
 	st := backends(t)["sqlite"](t)
-	srv := hubtest.NewServer(t, st, &hub.Config{Limits: hub.Limits{SendRate: 1, SendBurst: 2}})
+	srv := newServer(t, st, &hub.Config{Limits: hub.Limits{SendRate: 1, SendBurst: 2}})
 	ctx := ctxT(t)
 	tom := srv.Login(t, "Tom")
 	cid, _ := tom.StartConversation(ctx, "Jerry")

@@ -13,8 +13,8 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // waitFor takes values from ch until one satisfies ok, failing the test
@@ -55,7 +55,7 @@ func TestHookTimeoutIgnoredLetsMessageThrough(t *testing.T) {
 		}
 		return nil, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -86,7 +86,7 @@ func TestHookTimeoutRefusedWith4200(t *testing.T) {
 		}
 		return nil, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -117,7 +117,7 @@ func TestHookRejectionGives4402WithAppCode(t *testing.T) {
 		}
 		return nil, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -149,7 +149,7 @@ func TestMessageReceivedRewritesRecipientsAndBody(t *testing.T) {
 		data := text("[redacted]")
 		return &realtime.MessageReceivedResult{Data: &data, PatchCode: 42, PatchReason: "redacted by app", To: ev.To[:1]}, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -189,7 +189,7 @@ func TestMessageReceivedRewritesRecipientsAndBody(t *testing.T) {
 		if _, err := tom.SendText(ctx, cid, "plain"); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*hubtest.Client{jerry, kate} {
+		for _, c := range []*lcclient.Client{jerry, kate} {
 			if m, err := c.NextMessage(ctx); err != nil || m.Data != text("plain") {
 				t.Fatalf("plain message: %+v, %v", m, err)
 			}
@@ -214,7 +214,7 @@ func TestMessageUpdateHookDropsAndRewritesEdits(t *testing.T) {
 		}
 		return nil, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -258,7 +258,7 @@ func TestMessageUpdateHookDropsAndRewritesEdits(t *testing.T) {
 	}, &hub.Config{Hooks: []any{update}})
 }
 
-func convRequest(ctx context.Context, c *hubtest.Client, op wire.OpType, cm *wire.ConvCommand) (*wire.GenericCommand, error) {
+func convRequest(ctx context.Context, c *lcclient.Client, op wire.OpType, cm *wire.ConvCommand) (*wire.GenericCommand, error) {
 	return c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: op.Enum(), PeerId: proto.String(c.ClientID), ConvMessage: cm})
 }
 
@@ -294,7 +294,7 @@ func TestConversationHooksRejectAndAfterHooksSeeMembers(t *testing.T) {
 		after <- e
 		return nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		mine := func(op realtime.ConversationOp) func(event) bool {
@@ -366,7 +366,7 @@ func TestClientOnlineOfflineHooksWithReasons(t *testing.T) {
 		events <- event{client: ev.ClientID, tag: ev.Tag, why: ev.Reason}
 		return nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		is := func(online bool, client, why string) func(event) bool {
 			return func(e event) bool { return e.online == online && e.client == client && e.why == why }
@@ -386,8 +386,8 @@ func TestClientOnlineOfflineHooksWithReasons(t *testing.T) {
 		waitFor(t, events, "Jerry offline: disconnect", is(false, id("Jerry"), "disconnect"))
 
 		// Conflict: the same tag on another device.
-		dial := func() *hubtest.Client {
-			c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		dial := func() *lcclient.Client {
+			c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -396,14 +396,14 @@ func TestClientOnlineOfflineHooksWithReasons(t *testing.T) {
 			return c
 		}
 		a, b := dial(), dial()
-		if _, err := a.Open(ctx, id("Kate"), hubtest.OpenOptions{Tag: "Mobile"}); err != nil {
+		if _, err := a.Open(ctx, id("Kate"), lcclient.OpenOptions{Tag: "Mobile"}); err != nil {
 			t.Fatal(err)
 		}
 		e := waitFor(t, events, "Kate online", is(true, id("Kate"), ""))
 		if e.tag != "Mobile" {
 			t.Fatalf("online event tag = %q", e.tag)
 		}
-		if _, err := b.Open(ctx, id("Kate"), hubtest.OpenOptions{Tag: "Mobile"}); err != nil {
+		if _, err := b.Open(ctx, id("Kate"), lcclient.OpenOptions{Tag: "Mobile"}); err != nil {
 			t.Fatal(err)
 		}
 		// The kicked session's offline and the new one's online hooks run
@@ -427,7 +427,7 @@ func TestMessageSentHookSeesOnlineAndOffline(t *testing.T) {
 		events <- event{data: ev.Message.Data, online: slices.Clone(ev.Online), offline: slices.Clone(ev.Offline)}
 		return nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))

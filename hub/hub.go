@@ -36,7 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // Hub is the realtime server. Create it with New; it is an http.Handler.

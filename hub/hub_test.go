@@ -18,8 +18,8 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/store"
 )
 
@@ -59,10 +59,10 @@ func backends(t *testing.T) map[string]func(t *testing.T) realtime.Store {
 
 // each runs f on every backend. Client ids are made unique per run so the
 // shared PostgreSQL database does not mix tests.
-func each(t *testing.T, f func(t *testing.T, srv *hubtest.Server, id func(string) string), cfg *hub.Config) {
+func each(t *testing.T, f func(t *testing.T, srv *testServer, id func(string) string), cfg *hub.Config) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
-			srv := hubtest.NewServer(t, open(t), cfg)
+			srv := newServer(t, open(t), cfg)
 			prefix := fmt.Sprintf("%x-", time.Now().UnixNano()&0xffffffffff)
 			f(t, srv, func(s string) string { return prefix + s })
 		})
@@ -82,7 +82,7 @@ func text(s string) string {
 
 func TestRouteAnswersWebsocketURLUnderMount(t *testing.T) {
 	st := backends(t)["sqlite"](t)
-	srv := hubtest.NewServer(t, st, nil)
+	srv := newServer(t, st, nil)
 	req, _ := http.NewRequest("GET", srv.URL()+"/v1/route?appId=x&secure=true", nil)
 	req.Header.Set("Origin", "http://example.com")
 	res, err := http.DefaultClient.Do(req)
@@ -122,11 +122,11 @@ func TestRouteAnswersWebsocketURLUnderMount(t *testing.T) {
 func TestSendDeliverAckHistory(t *testing.T) {
 	for _, mode := range []string{"binary", "base64"} {
 		t.Run(mode, func(t *testing.T) {
-			each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+			each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 				ctx := ctxT(t)
-				var opts []hubtest.Option
+				var opts []lcclient.Option
 				if mode == "base64" {
-					opts = append(opts, hubtest.Base64())
+					opts = append(opts, lcclient.Base64())
 				}
 				tom := srv.Login(t, id("Tom"), opts...)
 				jerry := srv.Login(t, id("Jerry"), opts...)
@@ -138,7 +138,7 @@ func TestSendDeliverAckHistory(t *testing.T) {
 				if p, err := jerry.NextOf(ctx, wire.CommandType_conv); err != nil || p.GetOp() != wire.OpType_joined || p.GetConvMessage().GetCid() != cid {
 					t.Fatalf("joined push = %v, %v", p, err)
 				}
-				var sent []hubtest.SendResult
+				var sent []lcclient.SendResult
 				for i := 0; i < 5; i++ {
 					r, err := tom.SendText(ctx, cid, "hello "+string(rune('a'+i)))
 					if err != nil {
@@ -192,7 +192,7 @@ func TestSendDeliverAckHistory(t *testing.T) {
 }
 
 func TestRetriedSendIsAckedWithFirstResult(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -230,9 +230,9 @@ func TestRetriedSendIsAckedWithFirstResult(t *testing.T) {
 }
 
 func TestBadInputGetsCodedErrorsAndSocketSurvives(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
-		raw, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		raw, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,10 +251,10 @@ func TestBadInputGetsCodedErrorsAndSocketSurvives(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Invalid client id.
-		if _, err := raw.Open(ctx, "has space", hubtest.OpenOptions{}); !errors.Is(err, realtime.ErrInvalidLogin) {
+		if _, err := raw.Open(ctx, "has space", lcclient.OpenOptions{}); !errors.Is(err, realtime.ErrInvalidLogin) {
 			t.Fatalf("bad client id: %v", err)
 		}
-		if _, err := raw.Open(ctx, id("Spike"), hubtest.OpenOptions{}); err != nil {
+		if _, err := raw.Open(ctx, id("Spike"), lcclient.OpenOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// Unknown command.
@@ -301,9 +301,9 @@ func TestBadInputGetsCodedErrorsAndSocketSurvives(t *testing.T) {
 
 func TestOversizeFrameClosesWithTooBig(t *testing.T) {
 	st := backends(t)["sqlite"](t)
-	srv := hubtest.NewServer(t, st, &hub.Config{Limits: hub.Limits{MaxFrameSize: 1024}})
+	srv := newServer(t, st, &hub.Config{Limits: hub.Limits{MaxFrameSize: 1024}})
 	ctx := ctxT(t)
-	c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+	c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 	if err != nil {
 		t.Fatal(err)
 	}

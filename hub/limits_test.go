@@ -16,12 +16,12 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 func TestMaxMembersOnStartAndAdd(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		// Four with the creator: one too many.
@@ -48,21 +48,21 @@ func TestMaxMembersOnStartAndAdd(t *testing.T) {
 }
 
 func TestMaxSessionsPerSocket(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		c := dialApp(t, srv, srv.AppID)
 		for _, who := range []string{"A", "B"} {
-			if _, err := c.Open(ctx, id(who), hubtest.OpenOptions{}); err != nil {
+			if _, err := c.Open(ctx, id(who), lcclient.OpenOptions{}); err != nil {
 				t.Fatalf("open %s: %v", who, err)
 			}
 		}
-		_, err := c.Open(ctx, id("C"), hubtest.OpenOptions{})
+		_, err := c.Open(ctx, id("C"), lcclient.OpenOptions{})
 		wantCode(t, err, realtime.CodeInvalidLogin, "third client on a socket limited to 2")
 		if srv.Hub.Online(id("C")) {
 			t.Fatal("refused client is online")
 		}
 		// Re-opening an existing one is not a new session.
-		if _, err := c.Open(ctx, id("A"), hubtest.OpenOptions{}); err != nil {
+		if _, err := c.Open(ctx, id("A"), lcclient.OpenOptions{}); err != nil {
 			t.Fatalf("re-open A: %v", err)
 		}
 		// Both sessions still work, addressed by peerId.
@@ -80,7 +80,7 @@ func TestMaxSessionsPerSocket(t *testing.T) {
 	}, &hub.Config{Limits: hub.Limits{MaxSessionsPerSocket: 2}})
 }
 
-func queryConvs(t *testing.T, ctx context.Context, c *hubtest.Client, cm *wire.ConvCommand) []map[string]any {
+func queryConvs(t *testing.T, ctx context.Context, c *lcclient.Client, cm *wire.ConvCommand) []map[string]any {
 	t.Helper()
 	res, err := convRequest(ctx, c, wire.OpType_query, cm)
 	if err != nil {
@@ -94,7 +94,7 @@ func queryConvs(t *testing.T, ctx context.Context, c *hubtest.Client, cm *wire.C
 }
 
 func TestMaxQueryLimitCapsResults(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		for i := range 4 {
@@ -119,7 +119,7 @@ func TestMaxQueryLimitCapsResults(t *testing.T) {
 }
 
 func TestMaxMentions(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -165,7 +165,7 @@ func TestSlowConsumerIsClosedOthersGoOn(t *testing.T) {
 		WriteTimeout: 500 * time.Millisecond,
 		Limits:       hub.Limits{OutboundQueue: 8},
 	}
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		// A raw socket that opens a session and then never reads.
 		ws, _, err := websocket.Dial(ctx, srv.WebsocketURL(), &websocket.DialOptions{Subprotocols: []string{wire.ProtocolBinary}})
@@ -233,15 +233,15 @@ func TestSlowConsumerIsClosedOthersGoOn(t *testing.T) {
 }
 
 func TestLoginTimeoutClosesWith4108(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
-		idle, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		idle, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer idle.Close()
 		active := dialApp(t, srv, srv.AppID)
-		if _, err := active.Open(ctx, id("Tom"), hubtest.OpenOptions{}); err != nil {
+		if _, err := active.Open(ctx, id("Tom"), lcclient.OpenOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// An echo is not a login.

@@ -15,8 +15,8 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 const pushTemplate = `{"alert":"New message from ${fromClientId} in ${convId}","badge":"Increment"}`
@@ -97,11 +97,11 @@ func jsonEq(t *testing.T, got json.RawMessage, want string) {
 }
 
 // eachStore is each with the store at hand too.
-func eachStore(t *testing.T, cfg *hub.Config, f func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string)) {
+func eachStore(t *testing.T, cfg *hub.Config, f func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string)) {
 	for name, open := range backends(t) {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			srv := hubtest.NewServer(t, st, cfg)
+			srv := newServer(t, st, cfg)
 			prefix := fmt.Sprintf("%x-", time.Now().UnixNano()&0xffffffffff)
 			f(t, srv, st, func(s string) string { return prefix + s })
 		})
@@ -110,7 +110,7 @@ func eachStore(t *testing.T, cfg *hub.Config, f func(t *testing.T, srv *hubtest.
 
 func TestPushTemplateToOfflineDevicesWithIncrementingBadge(t *testing.T) {
 	rec := &pushRecorder{}
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -163,7 +163,7 @@ func TestPushContentPriorityAndExclusions(t *testing.T) {
 		}
 		return nil, nil
 	})
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate, Hooks: []any{offline}}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate, Hooks: []any{offline}}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -172,7 +172,7 @@ func TestPushContentPriorityAndExclusions(t *testing.T) {
 			t.Fatal(err)
 		}
 		cid, _ := tom.StartConversation(ctx, id("Jerry"), id("Kate"))
-		send := func(body, pushData string, transient bool) hubtest.SendResult {
+		send := func(body, pushData string, transient bool) lcclient.SendResult {
 			t.Helper()
 			d := &wire.DirectCommand{Cid: proto.String(cid), Msg: proto.String(text(body)), Dt: proto.String(id(body))}
 			if pushData != "" {
@@ -234,7 +234,7 @@ func TestNoPushInTransientConversation(t *testing.T) {
 		hookCalled.Store(ev.Conversation.ID, true)
 		return nil, nil
 	})
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate, Hooks: []any{offline}}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate, Hooks: []any{offline}}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		kateTok := id("kate.token")
 		if err := srv.Hub.RegisterDevice(ctx, realtime.Device{ClientID: id("Kate"), Platform: realtime.PlatformIOS, Token: kateTok}); err != nil {
@@ -276,7 +276,7 @@ func TestNoPushInTransientConversation(t *testing.T) {
 
 func TestDeviceTokenBoundAtOpenAndUnboundOnLogout(t *testing.T) {
 	rec := &pushRecorder{}
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		ds := st.(realtime.DeviceStore)
 		devices := func() []realtime.Device {
@@ -287,8 +287,8 @@ func TestDeviceTokenBoundAtOpenAndUnboundOnLogout(t *testing.T) {
 			}
 			return d
 		}
-		open := func(o hubtest.OpenOptions) *hubtest.Client {
-			c, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		open := func(o lcclient.OpenOptions) *lcclient.Client {
+			c, err := lcclient.Dial(ctx, srv.WebsocketURL())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,13 +301,13 @@ func TestDeviceTokenBoundAtOpenAndUnboundOnLogout(t *testing.T) {
 		}
 		tok := strings.Repeat("ab", 32) + strings.ReplaceAll(id(""), "-", "")
 		// Without bit 4 the token is not bound.
-		k := open(hubtest.OpenOptions{DeviceToken: tok})
+		k := open(lcclient.OpenOptions{DeviceToken: tok})
 		time.Sleep(100 * time.Millisecond)
 		if d := devices(); len(d) != 0 {
 			t.Fatalf("bound without configBitmap bit 4: %+v", d)
 		}
 		k.Close()
-		k = open(hubtest.OpenOptions{DeviceToken: tok, ConfigBitmap: 4})
+		k = open(lcclient.OpenOptions{DeviceToken: tok, ConfigBitmap: 4})
 		// The binding is made just after the opened reply: poll.
 		deadline := time.Now().Add(5 * time.Second)
 		for len(devices()) == 0 && time.Now().Before(deadline) {
@@ -330,7 +330,7 @@ func TestDeviceTokenBoundAtOpenAndUnboundOnLogout(t *testing.T) {
 		}
 		rec.waitMsg(t, tok, r.ID)
 		// Logout unbinds it.
-		k = open(hubtest.OpenOptions{DeviceToken: tok, ConfigBitmap: 4})
+		k = open(lcclient.OpenOptions{DeviceToken: tok, ConfigBitmap: 4})
 		if err := k.Logout(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -347,21 +347,21 @@ func TestDeviceTokenBoundAtOpenAndUnboundOnLogout(t *testing.T) {
 
 func TestDeviceEndpointNeedsSessionToken(t *testing.T) {
 	rec := &pushRecorder{}
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		ds := st.(realtime.DeviceStore)
-		kate, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		kate, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(kate.Close)
 		kate.AppID = srv.AppID
-		st1, err := kate.Open(ctx, id("Kate"), hubtest.OpenOptions{})
+		st1, err := kate.Open(ctx, id("Kate"), lcclient.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tom := srv.Login(t, id("Tom"))
-		tomSt, err := tom.Open(ctx, id("Tom"), hubtest.OpenOptions{})
+		tomSt, err := tom.Open(ctx, id("Tom"), lcclient.OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

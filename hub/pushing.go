@@ -8,7 +8,7 @@ import (
 	"time"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/push"
 	"google.golang.org/protobuf/proto"
 )

@@ -10,8 +10,7 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // MessageSent and ReceiversOffline run after the message is stored: they
@@ -30,7 +29,7 @@ func TestAfterStoreHooksSeeStoredMessageID(t *testing.T) {
 		ch <- seen{"offline", ev.Message.ID, ev.Message.Timestamp}
 		return nil, nil
 	})
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Kate"))
@@ -50,7 +49,7 @@ func TestAfterStoreHooksSeeStoredMessageID(t *testing.T) {
 // Adding members already present adds nobody, so it cannot make a
 // conversation exceed MaxMembers.
 func TestReaddingExistingMemberToFullConversation(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, err := tom.StartConversation(ctx, id("A"), id("B"))
@@ -67,7 +66,7 @@ func TestReaddingExistingMemberToFullConversation(t *testing.T) {
 // ReceiversOffline hook forces it).
 func TestMutedMemberGetsNoPush(t *testing.T) {
 	rec := &pushRecorder{}
-	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *hubtest.Server, st realtime.Store, id func(string) string) {
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
 		ctx := ctxT(t)
 		tok := id("kate.token")
 		if err := srv.Hub.RegisterDevice(ctx, realtime.Device{ClientID: id("Kate"), Platform: realtime.PlatformIOS, Token: tok}); err != nil {

@@ -11,14 +11,14 @@ import (
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hooks"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // Regression tests for defects found by reviewing the hub.
 
 func TestChatRoomMembersCannotAddOrKickOthers(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		eve := srv.Login(t, id("Eve"))
 		room, err := eve.StartConversationWith(ctx, &wire.ConvCommand{Transient: proto.Bool(true)})
@@ -35,13 +35,13 @@ func TestChatRoomMembersCannotAddOrKickOthers(t *testing.T) {
 }
 
 func TestSignedJoinAndQuitSignTheClientItself(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := dialApp(t, srv, "app")
 		ts := time.Now().UnixMilli()
 		sig := func(msg string) string { return hub.Sign(testMasterKey, msg) }
 		loginNonce := id("login")
-		if _, err := tom.Open(ctx, id("Tom"), hubtest.OpenOptions{
+		if _, err := tom.Open(ctx, id("Tom"), lcclient.OpenOptions{
 			Signature: sig(hub.LoginSignatureMessage("app", id("Tom"), ts, loginNonce)), Timestamp: ts, Nonce: loginNonce}); err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestSignedJoinAndQuitSignTheClientItself(t *testing.T) {
 
 func TestWillMessagesPassTheKeywordFilter(t *testing.T) {
 	filter := hooks.NewKeywordFilter([]string{"badword"}, nil)
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		jerry := srv.Login(t, id("Jerry"))
 		tom := srv.Login(t, id("Tom"))
@@ -86,7 +86,7 @@ func TestWillMessagesPassTheKeywordFilter(t *testing.T) {
 }
 
 func TestRecalledMessagesCannotBeEdited(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
@@ -110,7 +110,7 @@ func TestRecalledMessagesCannotBeEdited(t *testing.T) {
 }
 
 func TestChatRoomEditsReachWhoJoined(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -134,28 +134,28 @@ func TestChatRoomEditsReachWhoJoined(t *testing.T) {
 }
 
 func TestReplacingOneDevicesSessionKeepsOtherClientsOnItsSocket(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
-		shared, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		shared, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer shared.Close()
-		st, err := shared.Open(ctx, id("Tom"), hubtest.OpenOptions{Tag: "Mobile", DeviceID: "phone"})
+		st, err := shared.Open(ctx, id("Tom"), lcclient.OpenOptions{Tag: "Mobile", DeviceID: "phone"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := shared.Open(ctx, id("Kate"), hubtest.OpenOptions{}); err != nil {
+		if _, err := shared.Open(ctx, id("Kate"), lcclient.OpenOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// Tom's phone reconnects on a new socket before the hub noticed the
 		// old one died: the old session is replaced, Kate's stays.
-		fresh, err := hubtest.Dial(ctx, srv.WebsocketURL())
+		fresh, err := lcclient.Dial(ctx, srv.WebsocketURL())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer fresh.Close()
-		if _, err := fresh.Open(ctx, id("Tom"), hubtest.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
+		if _, err := fresh.Open(ctx, id("Tom"), lcclient.OpenOptions{Reconnect: true, SessionToken: st}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := shared.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_echo.Enum()}); err != nil {
@@ -168,7 +168,7 @@ func TestReplacingOneDevicesSessionKeepsOtherClientsOnItsSocket(t *testing.T) {
 }
 
 func TestPartialReadTellsOtherDevicesWhatIsLeft(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))

@@ -7,12 +7,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 func TestChatRoomMembershipIsPresence(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -22,7 +22,7 @@ func TestChatRoomMembershipIsPresence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		membership := func(c *hubtest.Client, op wire.OpType) {
+		membership := func(c *lcclient.Client, op wire.OpType) {
 			t.Helper()
 			if _, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: op.Enum(), PeerId: proto.String(c.ClientID),
 				ConvMessage: &wire.ConvCommand{Cid: proto.String(room), M: []string{c.ClientID}}}); err != nil {

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // configBitmap bits a client sends at session open.

@@ -8,12 +8,12 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 func TestShutdownSendsGoawayClosesSocketsAndKeepsWills(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -26,7 +26,7 @@ func TestShutdownSendsGoawayClosesSocketsAndKeepsWills(t *testing.T) {
 		if err := srv.Hub.Shutdown(sctx); err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}
-		for _, c := range []*hubtest.Client{tom, jerry} {
+		for _, c := range []*lcclient.Client{tom, jerry} {
 			p, err := c.NextOf(ctx, wire.CommandType_goaway)
 			if err != nil {
 				t.Fatalf("no goaway before close: %v", err)
@@ -53,7 +53,7 @@ func TestShutdownSendsGoawayClosesSocketsAndKeepsWills(t *testing.T) {
 		if err := srv.Hub.Shutdown(sctx); err != nil {
 			t.Fatalf("second Shutdown: %v", err)
 		}
-		if _, err := hubtest.Dial(ctx, srv.WebsocketURL()); err == nil {
+		if _, err := lcclient.Dial(ctx, srv.WebsocketURL()); err == nil {
 			t.Fatal("dial after Shutdown succeeded")
 		}
 	}, nil)

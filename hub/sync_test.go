@@ -12,16 +12,16 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 func TestPushStyleSyncSendsNewest20AsOfflineMessages(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
-		var sent []hubtest.SendResult
+		var sent []lcclient.SendResult
 		for i := range 25 {
 			r, err := tom.SendText(ctx, cid, fmt.Sprint("missed ", i))
 			if err != nil {
@@ -29,7 +29,7 @@ func TestPushStyleSyncSendsNewest20AsOfflineMessages(t *testing.T) {
 			}
 			sent = append(sent, r)
 		}
-		jerry := srv.Login(t, id("Jerry"), hubtest.Subprotocol(wire.ProtocolBinaryV1))
+		jerry := srv.Login(t, id("Jerry"), lcclient.Subprotocol(wire.ProtocolBinaryV1))
 		for i := 5; i < 25; i++ {
 			p, err := jerry.NextOf(ctx, wire.CommandType_direct)
 			if err != nil {
@@ -57,14 +57,14 @@ func TestPushStyleSyncSendsNewest20AsOfflineMessages(t *testing.T) {
 }
 
 // echo makes sure the hub handled everything c sent before.
-func echo(t *testing.T, ctx context.Context, c *hubtest.Client) {
+func echo(t *testing.T, ctx context.Context, c *lcclient.Client) {
 	t.Helper()
 	if _, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_echo.Enum()}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func unreadOf(t *testing.T, ctx context.Context, srv *hubtest.Server, client, cid string) int {
+func unreadOf(t *testing.T, ctx context.Context, srv *testServer, client, cid string) int {
 	t.Helper()
 	c := srv.Login(t, client)
 	defer c.Close()
@@ -83,11 +83,11 @@ func unreadOf(t *testing.T, ctx context.Context, srv *hubtest.Server, client, ci
 }
 
 func TestReadAndAckOfForeignConversationAreIgnored(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
-		var last hubtest.SendResult
+		var last lcclient.SendResult
 		for i := range 2 {
 			last, _ = tom.SendText(ctx, cid, fmt.Sprint("m", i))
 		}
@@ -115,7 +115,7 @@ func TestReadAndAckOfForeignConversationAreIgnored(t *testing.T) {
 }
 
 func TestReadInTheFutureClampsToNewestMessage(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -145,7 +145,7 @@ func TestReadInTheFutureClampsToNewestMessage(t *testing.T) {
 }
 
 func TestWillInTransientConversationRefused(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		room, err := tom.StartConversationWith(ctx, &wire.ConvCommand{Transient: proto.Bool(true)})
@@ -171,12 +171,12 @@ func ids(convs []map[string]any) []string {
 }
 
 func TestConversationQueryForms(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
 		spike := srv.Login(t, id("Spike"))
-		start := func(c *hubtest.Client, name string, others ...string) string {
+		start := func(c *lcclient.Client, name string, others ...string) string {
 			t.Helper()
 			cid, err := c.StartConversationWith(ctx, &wire.ConvCommand{M: append(others, c.ClientID),
 				Attr: &wire.JsonObjectMessage{Data: proto.String(fmt.Sprintf(`{"name":%q}`, name))}})
@@ -189,7 +189,7 @@ func TestConversationQueryForms(t *testing.T) {
 		b := start(tom, "b", id("Jerry"), id("Kate"))
 		c := start(tom, "c", id("Kate"))
 		d := start(jerry, "d", id("Kate")) // without Tom
-		q := func(cl *hubtest.Client, where string, sort string, limit, skip int32) []string {
+		q := func(cl *lcclient.Client, where string, sort string, limit, skip int32) []string {
 			t.Helper()
 			cm := &wire.ConvCommand{}
 			if where != "" {
@@ -241,13 +241,13 @@ func TestConversationQueryForms(t *testing.T) {
 }
 
 func TestMemberChangePushes(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
 		kate := srv.Login(t, id("Kate"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))
-		convPush := func(c *hubtest.Client, op wire.OpType) *wire.ConvCommand {
+		convPush := func(c *lcclient.Client, op wire.OpType) *wire.ConvCommand {
 			t.Helper()
 			for {
 				p, err := c.NextOf(ctx, wire.CommandType_conv)
@@ -270,7 +270,7 @@ func TestMemberChangePushes(t *testing.T) {
 		if cm := convPush(kate, wire.OpType_joined); cm.GetInitBy() != id("Tom") {
 			t.Fatalf("joined = %v", cm)
 		}
-		for _, c := range []*hubtest.Client{jerry, kate} {
+		for _, c := range []*lcclient.Client{jerry, kate} {
 			if cm := convPush(c, wire.OpType_members_joined); !slices.Equal(cm.GetM(), []string{id("Kate")}) || cm.GetInitBy() != id("Tom") {
 				t.Fatalf("%s members_joined = %v", c.ClientID, cm)
 			}
@@ -294,7 +294,7 @@ func TestMemberChangePushes(t *testing.T) {
 }
 
 func TestCreatorMayChangePolicy(t *testing.T) {
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))

@@ -8,8 +8,7 @@ import (
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/hubtest"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/typedmsg"
 )
 
@@ -23,7 +22,7 @@ func TestMessageTypesValidateBodiesAndHistoryFiltersByType(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	each(t, func(t *testing.T, srv *hubtest.Server, id func(string) string) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		cid, _ := tom.StartConversation(ctx, id("Jerry"))

@@ -2,6 +2,7 @@
 // an httptest.Server (mounted at /im, as an app would), and Client speaks
 // LeanCloud's realtime protocol to it the way the official SDKs do, so host
 // applications can test their hooks and configuration without a JS runtime.
+// Every method takes and returns the domain types of package realtime.
 //
 //	srv := hubtest.NewServer(t, st, &hub.Config{Hooks: []any{myHook}})
 //	tom := srv.Login(t, "Tom")
@@ -13,24 +14,23 @@ package hubtest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
-	"github.com/leanhub/realtime/hub/internal/wire"
+	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // Server is a Hub on an httptest.Server.
@@ -90,7 +90,7 @@ func (s *Server) Login(t testing.TB, clientID string, opts ...Option) *Client {
 		t.Fatalf("dial: %v", err)
 	}
 	t.Cleanup(c.Close)
-	c.AppID = s.AppID
+	c.c.AppID = s.AppID
 	if _, err := c.Open(ctx, clientID, OpenOptions{}); err != nil {
 		t.Fatalf("open %s: %v", clientID, err)
 	}
@@ -101,261 +101,190 @@ func (s *Server) Login(t testing.TB, clientID string, opts ...Option) *Client {
 type Option func(*dialOptions)
 
 type dialOptions struct {
-	subprotocol string
-	header      http.Header
+	base64 bool
+	header http.Header
+	appID  string
 }
 
-// Base64 makes the client use the lc.proto2base64.3 text subprotocol.
-func Base64() Option { return func(o *dialOptions) { o.subprotocol = wire.ProtocolBase64 } }
+// Base64 makes the client use the lc.proto2base64.3 text subprotocol (the
+// SDK's noBinary option).
+func Base64() Option { return func(o *dialOptions) { o.base64 = true } }
 
-// Subprotocol sets the subprotocol offered.
-func Subprotocol(p string) Option { return func(o *dialOptions) { o.subprotocol = p } }
-
-// Header adds HTTP headers to the upgrade request.
+// Header adds HTTP headers (cookies, authorization) to the upgrade request.
 func Header(h http.Header) Option { return func(o *dialOptions) { o.header = h } }
 
-// Client is one websocket speaking the LeanCloud protocol. Replies are
-// matched to requests by serial; everything else is a push, read with Next.
-// Safe for concurrent use.
-type Client struct {
-	ws       *websocket.Conn
-	base64   bool
-	AppID    string
-	ClientID string // of the last Open
+// AppID sets the app id sent at login (default "hubtest").
+func AppID(id string) Option { return func(o *dialOptions) { o.appID = id } }
 
-	mu      sync.Mutex
-	serial  int32
-	waiting map[int32]chan *wire.GenericCommand
-	pushes  chan *wire.GenericCommand
-	done    chan struct{}
-	err     error
+// Client is one websocket speaking the LeanCloud protocol, logged in as one
+// client id. Safe for concurrent use.
+type Client struct {
+	c *lcclient.Client
 }
 
 // ErrClosed is returned once the socket is closed.
-var ErrClosed = errors.New("hubtest: connection closed")
+var ErrClosed = lcclient.ErrClosed
 
-// Dial connects to a hub's websocket URL.
+// Dial connects to a hub's websocket URL (Server.WebsocketURL).
 func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
-	o := dialOptions{subprotocol: wire.ProtocolBinary}
+	var o dialOptions
 	for _, f := range opts {
 		f(&o)
 	}
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{o.subprotocol}, HTTPHeader: o.header})
+	var lo []lcclient.Option
+	if o.base64 {
+		lo = append(lo, lcclient.Base64())
+	}
+	if o.header != nil {
+		lo = append(lo, lcclient.Header(o.header))
+	}
+	c, err := lcclient.Dial(ctx, url, lo...)
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(1 << 20)
-	c := &Client{
-		ws:      ws,
-		base64:  strings.HasPrefix(ws.Subprotocol(), "lc.proto2base64"),
-		waiting: make(map[int32]chan *wire.GenericCommand),
-		pushes:  make(chan *wire.GenericCommand, 4096),
-		done:    make(chan struct{}),
-		AppID:   "hubtest",
+	if o.appID != "" {
+		c.AppID = o.appID
 	}
-	go c.readLoop()
-	return c, nil
+	return &Client{c: c}, nil
 }
 
-func (c *Client) readLoop() {
-	defer close(c.done)
-	for {
-		typ, b, err := c.ws.Read(context.Background())
-		if err != nil {
-			c.mu.Lock()
-			c.err = err
-			c.mu.Unlock()
-			return
-		}
-		cmd, err := wire.Decode(b, typ == websocket.MessageText)
-		if err != nil {
-			continue
-		}
-		if cmd.I != nil {
-			c.mu.Lock()
-			ch := c.waiting[cmd.GetI()]
-			delete(c.waiting, cmd.GetI())
-			c.mu.Unlock()
-			if ch != nil {
-				ch <- cmd
-				continue
-			}
-		}
-		select {
-		case c.pushes <- cmd:
-		default: // a test that never reads pushes must not block the socket
-		}
-	}
-}
+// ClientID is the id of the last successful Open.
+func (c *Client) ClientID() string { return c.c.ClientID }
 
-// CloseStatus returns the websocket close code the server sent, once the
-// socket is closed (-1 before).
-func (c *Client) CloseStatus() websocket.StatusCode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return websocket.CloseStatus(c.err)
-}
+// Close closes the socket without logging out: the client's will message
+// fires, as when a phone loses its network.
+func (c *Client) Close() { c.c.Close() }
 
 // Done is closed when the socket is closed.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Done() <-chan struct{} { return c.c.Done() }
 
-// Close closes the socket (no logout: will messages fire).
-func (c *Client) Close() { c.ws.CloseNow() }
+// CloseCode is the websocket close code the server sent, once the socket
+// is closed (-1 before).
+func (c *Client) CloseCode() int { return int(c.c.CloseStatus()) }
 
-// Send writes a command without waiting for anything.
-func (c *Client) Send(ctx context.Context, cmd *wire.GenericCommand) error {
-	b, err := proto.MarshalOptions{AllowPartial: true}.Marshal(cmd)
-	if err != nil {
-		return err
-	}
-	return c.SendRaw(ctx, b)
-}
-
-// SendRaw writes raw bytes as one frame (base64-encoded on the text
-// subprotocol).
-func (c *Client) SendRaw(ctx context.Context, b []byte) error {
-	if c.base64 {
-		return c.ws.Write(ctx, websocket.MessageText, []byte(base64Std(b)))
-	}
-	return c.ws.Write(ctx, websocket.MessageBinary, b)
-}
-
-// WriteFrame writes a frame of the given type as is.
-func (c *Client) WriteFrame(ctx context.Context, typ websocket.MessageType, b []byte) error {
-	return c.ws.Write(ctx, typ, b)
-}
-
-// Request sends cmd with a new serial and waits for the reply. A reply
-// with cmd=error is returned as a *realtime.Error.
-func (c *Client) Request(ctx context.Context, cmd *wire.GenericCommand) (*wire.GenericCommand, error) {
-	ch := make(chan *wire.GenericCommand, 1)
-	c.mu.Lock()
-	c.serial++
-	i := c.serial
-	c.waiting[i] = ch
-	c.mu.Unlock()
-	cmd.I = proto.Int32(i)
-	if cmd.AppId == nil {
-		cmd.AppId = proto.String(c.AppID)
-	}
-	if err := c.Send(ctx, cmd); err != nil {
-		return nil, err
-	}
-	select {
-	case res := <-ch:
-		if res.GetCmd() == wire.CommandType_error {
-			e := res.GetErrorMessage()
-			return res, &realtime.Error{Code: int(e.GetCode()), Reason: e.GetReason(), Detail: e.GetDetail(), AppCode: int(e.GetAppCode())}
-		}
-		return res, nil
-	case <-c.done:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.waiting, i)
-		c.mu.Unlock()
-		return nil, ctx.Err()
-	}
-}
-
-// Next returns the next push (a command without serial).
-func (c *Client) Next(ctx context.Context) (*wire.GenericCommand, error) {
-	select {
-	case p := <-c.pushes:
-		return p, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.done:
-		select {
-		case p := <-c.pushes:
-			return p, nil
-		default:
-		}
-		return nil, ErrClosed
-	}
-}
-
-// NextOf returns the next push of the given command type, dropping others.
-func (c *Client) NextOf(ctx context.Context, typ wire.CommandType) (*wire.GenericCommand, error) {
-	for {
-		p, err := c.Next(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if p.GetCmd() == typ {
-			return p, nil
-		}
-	}
-}
-
-// OpenOptions are the session open fields.
+// OpenOptions are the fields of a login.
 type OpenOptions struct {
-	Tag                 string
-	DeviceID            string
-	Reconnect           bool
-	SessionToken        string
+	Tag          string // device tag: a second login with the same tag kicks this one (4111)
+	DeviceID     string
+	Reconnect    bool   // the SDK's automatic re-login
+	SessionToken string // from an earlier Open, for Reconnect
+	// LastUnreadNotifTime and LastPatchTime are what a reconnecting SDK
+	// sends: only changes after them are replayed.
 	LastUnreadNotifTime int64
 	LastPatchTime       int64
-	ConfigBitmap        int64
-	DeviceToken         string
-	Signature           string
-	Timestamp           int64
-	Nonce               string
+	// GroupReceipts asks for receipts in group conversations too.
+	GroupReceipts bool
+	// Signature, Timestamp and Nonce are a login signature
+	// (hub.LoginSignatureMessage).
+	Signature string
+	Timestamp int64
+	Nonce     string
 }
 
-// Open opens a session for clientID and returns the session token.
+// Open logs clientID in and returns its session token. Refusals are
+// *realtime.Error values with the hub's code.
 func (c *Client) Open(ctx context.Context, clientID string, o OpenOptions) (string, error) {
-	sm := &wire.SessionCommand{Ua: proto.String("hubtest/1"), R: proto.Bool(o.Reconnect), ConfigBitmap: proto.Int64(o.ConfigBitmap)}
-	if o.Tag != "" {
-		sm.Tag = proto.String(o.Tag)
+	var bitmap int64
+	if o.GroupReceipts {
+		bitmap |= 64
 	}
-	if o.DeviceID != "" {
-		sm.DeviceId = proto.String(o.DeviceID)
-	}
-	if o.SessionToken != "" {
-		sm.St = proto.String(o.SessionToken)
-	}
-	if o.LastUnreadNotifTime != 0 {
-		sm.LastUnreadNotifTime = proto.Int64(o.LastUnreadNotifTime)
-	}
-	if o.LastPatchTime != 0 {
-		sm.LastPatchTime = proto.Int64(o.LastPatchTime)
-	}
-	if o.DeviceToken != "" {
-		sm.DeviceToken = proto.String(o.DeviceToken)
-	}
-	if o.Signature != "" {
-		sm.S, sm.T, sm.N = proto.String(o.Signature), proto.Int64(o.Timestamp), proto.String(o.Nonce)
-	}
-	res, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_open.Enum(),
-		PeerId: proto.String(clientID), SessionMessage: sm})
-	if err != nil {
-		return "", err
-	}
-	c.ClientID = clientID
-	return res.GetSessionMessage().GetSt(), nil
+	return c.c.Open(ctx, clientID, lcclient.OpenOptions{
+		Tag: o.Tag, DeviceID: o.DeviceID, Reconnect: o.Reconnect, SessionToken: o.SessionToken,
+		LastUnreadNotifTime: o.LastUnreadNotifTime, LastPatchTime: o.LastPatchTime, ConfigBitmap: bitmap,
+		Signature: o.Signature, Timestamp: o.Timestamp, Nonce: o.Nonce,
+	})
 }
 
-// Logout closes the session (client.close() in the SDK).
-func (c *Client) Logout(ctx context.Context) error {
-	_, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_close.Enum(), PeerId: proto.String(c.ClientID)})
+// Logout closes the session (client.close() in the SDK): no will message.
+func (c *Client) Logout(ctx context.Context) error { return c.c.Logout(ctx) }
+
+// StartConversation creates (or, as the SDK does by default, finds the
+// unique) conversation of this client with the given members and returns
+// its id.
+func (c *Client) StartConversation(ctx context.Context, members ...string) (string, error) {
+	return c.c.StartConversation(ctx, members...)
+}
+
+// ConversationOptions describe a conversation to create.
+type ConversationOptions struct {
+	Members   []string
+	Name      string
+	Attrs     map[string]any
+	Unique    bool
+	Transient bool // a chat room
+	Temporary bool
+	// TemporaryTTL is a temporary conversation's lifetime (default 1 day).
+	TemporaryTTL time.Duration
+}
+
+// CreateConversation creates a conversation and returns its id.
+func (c *Client) CreateConversation(ctx context.Context, o ConversationOptions) (string, error) {
+	attrs := map[string]any{}
+	for k, v := range o.Attrs {
+		attrs[k] = v
+	}
+	if o.Name != "" {
+		attrs["name"] = o.Name
+	}
+	cm := &wire.ConvCommand{M: append(append([]string(nil), o.Members...), c.c.ClientID),
+		Unique: proto.Bool(o.Unique), Transient: proto.Bool(o.Transient)}
+	if len(attrs) > 0 {
+		b, err := json.Marshal(attrs)
+		if err != nil {
+			return "", err
+		}
+		cm.Attr = &wire.JsonObjectMessage{Data: proto.String(string(b))}
+	}
+	if o.Temporary {
+		cm.TempConv = proto.Bool(true)
+		if o.TemporaryTTL > 0 {
+			cm.TempConvTTL = proto.Int32(int32(o.TemporaryTTL / time.Second))
+		}
+	}
+	return c.c.StartConversationWith(ctx, cm)
+}
+
+// Join adds this client to a conversation (conversation.join()).
+func (c *Client) Join(ctx context.Context, convID string) error {
+	return c.members(ctx, wire.OpType_add, convID, nil)
+}
+
+// Quit removes this client from a conversation (conversation.quit()).
+func (c *Client) Quit(ctx context.Context, convID string) error {
+	return c.members(ctx, wire.OpType_remove, convID, nil)
+}
+
+// AddMembers adds others to a conversation.
+func (c *Client) AddMembers(ctx context.Context, convID string, ids ...string) error {
+	return c.members(ctx, wire.OpType_add, convID, ids)
+}
+
+// RemoveMembers removes others from a conversation.
+func (c *Client) RemoveMembers(ctx context.Context, convID string, ids ...string) error {
+	return c.members(ctx, wire.OpType_remove, convID, ids)
+}
+
+func (c *Client) members(ctx context.Context, op wire.OpType, convID string, ids []string) error {
+	if ids == nil {
+		ids = []string{c.c.ClientID}
+	}
+	_, err := c.c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: op.Enum(),
+		PeerId: proto.String(c.c.ClientID), ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), M: ids}})
 	return err
 }
 
-// StartConversation creates (or, unique, finds) a conversation with the
-// given other members and returns its id.
-func (c *Client) StartConversation(ctx context.Context, members ...string) (string, error) {
-	return c.StartConversationWith(ctx, &wire.ConvCommand{M: append(members, c.ClientID), Unique: proto.Bool(true)})
-}
-
-// StartConversationWith sends conv/start with cm as is (PeerId set).
-func (c *Client) StartConversationWith(ctx context.Context, cm *wire.ConvCommand) (string, error) {
-	res, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_start.Enum(),
-		PeerId: proto.String(c.ClientID), ConvMessage: cm})
-	if err != nil {
-		return "", err
-	}
-	return res.GetConvMessage().GetCid(), nil
+// SendOptions are a message's flags.
+type SendOptions struct {
+	MentionAll  bool
+	MentionPids []string
+	Receipt     bool // ask for delivery and read receipts
+	Transient   bool // online members only, never stored
+	Will        bool // keep as this client's will message
+	PushData    string
+	// ClientMsgID is the de-duplication key the SDK generates per message;
+	// default a new one. Sending twice with the same one stores one
+	// message.
+	ClientMsgID string
 }
 
 // SendResult is the server's ack of a send.
@@ -364,78 +293,232 @@ type SendResult struct {
 	Timestamp int64
 }
 
-// SendText sends a TextMessage body ({"_lctype":-1,"_lctext":text}).
+// Send sends body (plain text or a typed-message JSON body such as
+// typedmsg.NewText("hi").Encode()) and waits for the ack. A refused send
+// is a *realtime.Error with the hub's code.
+func (c *Client) Send(ctx context.Context, convID, body string, o SendOptions) (SendResult, error) {
+	d := &wire.DirectCommand{Cid: proto.String(convID), Msg: proto.String(body),
+		R: proto.Bool(o.Receipt), Transient: proto.Bool(o.Transient), Will: proto.Bool(o.Will),
+		MentionAll: proto.Bool(o.MentionAll), MentionPids: o.MentionPids}
+	if o.PushData != "" {
+		d.PushData = proto.String(o.PushData)
+	}
+	if o.ClientMsgID != "" {
+		d.Dt = proto.String(o.ClientMsgID)
+	} else {
+		d.Dt = proto.String(newDT())
+	}
+	r, err := c.c.SendDirect(ctx, d)
+	return SendResult(r), err
+}
+
+// SendText sends a TextMessage ({"_lctype":-1,"_lctext":text}).
 func (c *Client) SendText(ctx context.Context, convID, text string) (SendResult, error) {
-	b, _ := json.Marshal(map[string]any{"_lctype": -1, "_lctext": text})
-	return c.SendDirect(ctx, &wire.DirectCommand{Cid: proto.String(convID), Msg: proto.String(string(b)), Dt: proto.String(newDT())})
+	r, err := c.c.SendText(ctx, convID, text)
+	return SendResult(r), err
 }
 
-// SendDirect sends a direct command and waits for the ack.
-func (c *Client) SendDirect(ctx context.Context, d *wire.DirectCommand) (SendResult, error) {
-	res, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_direct.Enum(), PeerId: proto.String(c.ClientID), DirectMessage: d})
-	if err != nil {
-		return SendResult{}, err
-	}
-	a := res.GetAckMessage()
-	if a.Code != nil {
-		return SendResult{}, &realtime.Error{Code: int(a.GetCode()), Reason: a.GetReason(), AppCode: int(a.GetAppCode()), Detail: a.GetAppMsg()}
-	}
-	return SendResult{ID: a.GetUid(), Timestamp: a.GetT()}, nil
-}
-
-// Message is a delivered message.
-type Message struct {
-	ID, ConvID, From, Data string
-	Timestamp              int64
-	MentionAll             bool
-	MentionPids            []string
-	Transient              bool
-}
-
-// NextMessage waits for the next direct push.
-func (c *Client) NextMessage(ctx context.Context) (*Message, error) {
-	p, err := c.NextOf(ctx, wire.CommandType_direct)
+// NextMessage waits for the next message pushed to this client (other
+// pushes are dropped). Transient is set for transient messages.
+func (c *Client) NextMessage(ctx context.Context) (*realtime.Message, error) {
+	p, err := c.c.NextOf(ctx, wire.CommandType_direct)
 	if err != nil {
 		return nil, err
 	}
-	d := p.GetDirectMessage()
-	return &Message{ID: d.GetId(), ConvID: d.GetCid(), From: d.GetFromPeerId(), Data: d.GetMsg(), Timestamp: d.GetTimestamp(),
-		MentionAll: d.GetMentionAll(), MentionPids: d.GetMentionPids(), Transient: d.GetTransient()}, nil
+	return directMessage(p.GetDirectMessage()), nil
 }
 
-// Ack acknowledges delivery of messages in a conversation up to tots.
+func directMessage(d *wire.DirectCommand) *realtime.Message {
+	return &realtime.Message{ID: d.GetId(), ConvID: d.GetCid(), From: d.GetFromPeerId(), Data: d.GetMsg(),
+		Binary: d.GetBinaryMsg(), Timestamp: d.GetTimestamp(), MentionAll: d.GetMentionAll(),
+		MentionPids: d.GetMentionPids(), Transient: d.GetTransient(), PatchTimestamp: d.GetPatchTimestamp()}
+}
+
+// Event is something pushed to a client other than a message.
+type Event struct {
+	// Kind names it: "message", "patch" (an edit or recall: Message is the
+	// message as it now is), "unread" (Unread), "receipt" (Receipt),
+	// "joined", "left", "members-joined", "members-left", "updated" (a
+	// conversation change: ConvID, InitBy, Members), "session-closed"
+	// (kicked: Code), "goaway", or the command name for anything else.
+	Kind    string
+	ConvID  string
+	InitBy  string
+	Members []string
+	Message *realtime.Message
+	Unread  []realtime.UnreadTuple
+	Receipt *Receipt
+	Code    int
+}
+
+// Receipt is a delivery or read receipt.
+type Receipt struct {
+	ConvID, MessageID, From string
+	Timestamp               int64
+	Read                    bool
+}
+
+// NextEvent waits for the next push of any kind.
+func (c *Client) NextEvent(ctx context.Context) (*Event, error) {
+	p, err := c.c.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return event(p), nil
+}
+
+// WaitEvent waits for the next push of the given kind, dropping others.
+func (c *Client) WaitEvent(ctx context.Context, kind string) (*Event, error) {
+	for {
+		ev, err := c.NextEvent(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ev.Kind == kind {
+			return ev, nil
+		}
+	}
+}
+
+func event(p *wire.GenericCommand) *Event {
+	switch p.GetCmd() {
+	case wire.CommandType_direct:
+		m := directMessage(p.GetDirectMessage())
+		return &Event{Kind: "message", ConvID: m.ConvID, Message: m}
+	case wire.CommandType_patch:
+		ev := &Event{Kind: "patch"}
+		if ps := p.GetPatchMessage().GetPatches(); len(ps) > 0 {
+			it := ps[0]
+			ev.ConvID = it.GetCid()
+			ev.Message = &realtime.Message{ID: it.GetMid(), ConvID: it.GetCid(), From: it.GetFrom(), Data: it.GetData(),
+				Binary: it.GetBinaryMsg(), Timestamp: it.GetTimestamp(), Recalled: it.GetRecall(),
+				MentionAll: it.GetMentionAll(), MentionPids: it.GetMentionPids(), PatchTimestamp: it.GetPatchTimestamp(),
+				PatchCode: int(it.GetPatchCode()), PatchReason: it.GetPatchReason()}
+		}
+		return ev
+	case wire.CommandType_unread:
+		ev := &Event{Kind: "unread"}
+		for _, t := range p.GetUnreadMessage().GetConvs() {
+			u := realtime.UnreadTuple{ConvID: t.GetCid(), Unread: int(t.GetUnread()), Mentioned: t.GetMentioned()}
+			if t.Mid != nil {
+				u.Last = &realtime.Message{ID: t.GetMid(), ConvID: t.GetCid(), From: t.GetFrom(), Data: t.GetData(),
+					Binary: t.GetBinaryMsg(), Timestamp: t.GetTimestamp(), PatchTimestamp: t.GetPatchTimestamp()}
+			}
+			ev.Unread = append(ev.Unread, u)
+		}
+		return ev
+	case wire.CommandType_rcp:
+		r := p.GetRcpMessage()
+		return &Event{Kind: "receipt", ConvID: r.GetCid(), Receipt: &Receipt{ConvID: r.GetCid(), MessageID: r.GetId(),
+			From: r.GetFrom(), Timestamp: r.GetT(), Read: r.GetRead()}}
+	case wire.CommandType_conv:
+		cm := p.GetConvMessage()
+		kinds := map[wire.OpType]string{wire.OpType_joined: "joined", wire.OpType_left: "left",
+			wire.OpType_members_joined: "members-joined", wire.OpType_members_left: "members-left",
+			wire.OpType_updated: "updated"}
+		kind := kinds[p.GetOp()]
+		if kind == "" {
+			kind = "conv-" + p.GetOp().String()
+		}
+		return &Event{Kind: kind, ConvID: cm.GetCid(), InitBy: cm.GetInitBy(), Members: cm.GetM()}
+	case wire.CommandType_session:
+		return &Event{Kind: "session-" + p.GetOp().String(), Code: int(p.GetSessionMessage().GetCode())}
+	case wire.CommandType_goaway:
+		return &Event{Kind: "goaway"}
+	}
+	return &Event{Kind: p.GetCmd().String()}
+}
+
+// Ack acknowledges delivery of a conversation's messages up to tots, as
+// the SDK does for every message it receives.
 func (c *Client) Ack(ctx context.Context, convID string, fromts, tots int64) error {
-	return c.Send(ctx, &wire.GenericCommand{Cmd: wire.CommandType_ack.Enum(), PeerId: proto.String(c.ClientID),
-		AckMessage: &wire.AckCommand{Cid: proto.String(convID), Fromts: proto.Int64(fromts), Tots: proto.Int64(tots)}})
+	return c.c.Ack(ctx, convID, fromts, tots)
 }
 
-// Read marks a conversation read up to ts (0: everything).
+// Read marks a conversation read up to ts (0: everything), as
+// conversation.read() does.
 func (c *Client) Read(ctx context.Context, convID string, ts int64) error {
-	rt := &wire.ReadTuple{Cid: proto.String(convID)}
-	if ts > 0 {
-		rt.Timestamp = proto.Int64(ts)
-	}
-	return c.Send(ctx, &wire.GenericCommand{Cmd: wire.CommandType_read.Enum(), PeerId: proto.String(c.ClientID),
-		ReadMessage: &wire.ReadCommand{Convs: []*wire.ReadTuple{rt}}})
+	return c.c.Read(ctx, convID, ts)
 }
 
-// History queries messages (logs) and returns them as items.
-func (c *Client) History(ctx context.Context, l *wire.LogsCommand) ([]*wire.LogItem, error) {
-	res, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_logs.Enum(), PeerId: proto.String(c.ClientID), LogsMessage: l})
+// HistoryOptions select a page of history (conversation.queryMessages).
+type HistoryOptions struct {
+	// Before pages back in time from this timestamp (exclusive; 0: the
+	// newest). With Newer set it is the start of a page forward in time.
+	Before int64
+	Newer  bool
+	Limit  int // default 20
+	Type   int // keep only typed messages of this _lctype
+}
+
+// History returns a page of a conversation's stored messages, oldest
+// first.
+func (c *Client) History(ctx context.Context, convID string, o HistoryOptions) ([]*realtime.Message, error) {
+	l := &wire.LogsCommand{Cid: proto.String(convID)}
+	if o.Before > 0 {
+		l.T = proto.Int64(o.Before)
+	}
+	if o.Limit > 0 {
+		l.L = proto.Int32(int32(o.Limit))
+	}
+	if o.Newer {
+		l.Direction = wire.QueryDirection_NEW.Enum()
+	}
+	if o.Type != 0 {
+		l.Lctype = proto.Int32(int32(o.Type))
+	}
+	items, err := c.c.History(ctx, l)
 	if err != nil {
 		return nil, err
 	}
-	return res.GetLogsMessage().GetLogs(), nil
+	out := make([]*realtime.Message, 0, len(items))
+	for _, it := range items {
+		m := &realtime.Message{ID: it.GetMsgId(), ConvID: convID, From: it.GetFrom(), Timestamp: it.GetTimestamp(),
+			MentionAll: it.GetMentionAll(), MentionPids: it.GetMentionPids(), PatchTimestamp: it.GetPatchTimestamp()}
+		if it.GetBin() {
+			b, err := base64.StdEncoding.DecodeString(it.GetData())
+			if err != nil {
+				return nil, errors.New("hubtest: bad binary body in history")
+			}
+			m.Binary = b
+		} else {
+			m.Data = it.GetData()
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
-var dtMu sync.Mutex
-var dtSeq int64
+// Edit replaces the body of one of this client's messages.
+func (c *Client) Edit(ctx context.Context, convID, msgID string, timestamp int64, body string) error {
+	return c.patch(ctx, &wire.PatchItem{Cid: proto.String(convID), Mid: proto.String(msgID),
+		Timestamp: proto.Int64(timestamp), Data: proto.String(body)})
+}
+
+// Recall recalls one of this client's messages.
+func (c *Client) Recall(ctx context.Context, convID, msgID string, timestamp int64) error {
+	return c.patch(ctx, &wire.PatchItem{Cid: proto.String(convID), Mid: proto.String(msgID),
+		Timestamp: proto.Int64(timestamp), Recall: proto.Bool(true)})
+}
+
+func (c *Client) patch(ctx context.Context, it *wire.PatchItem) error {
+	_, err := c.c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_patch.Enum(), Op: wire.OpType_modify.Enum(),
+		PeerId: proto.String(c.c.ClientID), PatchMessage: &wire.PatchCommand{Patches: []*wire.PatchItem{it}}})
+	return err
+}
+
+// Online reports which of ids have a live session (client.ping).
+func (c *Client) Online(ctx context.Context, ids ...string) ([]string, error) {
+	res, err := c.c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_query.Enum(),
+		PeerId: proto.String(c.c.ClientID), SessionMessage: &wire.SessionCommand{SessionPeerIds: ids}})
+	if err != nil {
+		return nil, err
+	}
+	return res.GetSessionMessage().GetOnlineSessionPeerIds(), nil
+}
 
 func newDT() string {
-	dtMu.Lock()
-	defer dtMu.Unlock()
-	dtSeq++
-	return fmt.Sprintf("hubtest-%d-%d", time.Now().UnixNano(), dtSeq)
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "hubtest-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
-
-func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -2,19 +2,15 @@ package push
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 )
 
 // signJWT returns header.claims.signature with the signature made by sign
-// over the SHA-256 of the signing input. The two JWT algorithms push
-// services need (ES256 for APNs, RS256 for Google) are a few lines each, so
-// no JWT library is used.
+// over the SHA-256 of the signing input. Only FCM's RS256 assertion still
+// uses it; APNs tokens are signed with golang-jwt.
 func signJWT(header, claims any, sign func(digest []byte) ([]byte, error)) (string, error) {
 	h, err := json.Marshal(header)
 	if err != nil {
@@ -32,23 +28,6 @@ func signJWT(header, claims any, sign func(digest []byte) ([]byte, error)) (stri
 		return "", err
 	}
 	return input + "." + enc.EncodeToString(sig), nil
-}
-
-// es256 signs a digest as JWS ES256 wants: r and s, 32 big-endian bytes each.
-func es256(key *ecdsa.PrivateKey) func([]byte) ([]byte, error) {
-	return func(digest []byte) ([]byte, error) {
-		if key.Curve.Params().BitSize != 256 {
-			return nil, errors.New("push: ES256 needs a P-256 key")
-		}
-		r, s, err := ecdsa.Sign(rand.Reader, key, digest)
-		if err != nil {
-			return nil, err
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return sig, nil
-	}
 }
 
 // rs256 signs a digest with RSASSA-PKCS1-v1_5 SHA-256.

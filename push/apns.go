@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/leanhub/realtime"
 )
@@ -140,18 +140,14 @@ func NewAPNs(cfg APNsConfig) (*APNs, error) {
 }
 
 // ParseAPNsKey reads a .p8 signing key: a PEM "PRIVATE KEY" block holding a
-// PKCS #8 P-256 key.
+// PKCS #8 P-256 key, as Apple hands it out (a SEC 1 "EC PRIVATE KEY" block
+// is taken too).
 func ParseAPNsKey(pemBytes []byte) (*ecdsa.PrivateKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("push: APNs key: no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	ec, err := jwt.ParseECPrivateKeyFromPEM(pemBytes)
 	if err != nil {
 		return nil, fmt.Errorf("push: APNs key: %w", err)
 	}
-	ec, ok := k.(*ecdsa.PrivateKey)
-	if !ok || ec.Curve.Params().BitSize != 256 {
+	if ec.Curve.Params().BitSize != 256 {
 		return nil, errors.New("push: APNs key: not a P-256 ECDSA key")
 	}
 	return ec, nil
@@ -190,7 +186,7 @@ func (a *APNs) Push(ctx context.Context, n *realtime.Notification) error {
 	}
 	url := host + "/3/device/" + n.Device.Token
 	for attempt := 0; ; attempt++ {
-		jwt, err := a.token(team, key)
+		bearer, err := a.token(team, key)
 		if err != nil {
 			return fmt.Errorf("push: apns: sign token: %w (%w)", err, ErrPermanent)
 		}
@@ -198,7 +194,7 @@ func (a *APNs) Push(ctx context.Context, n *realtime.Notification) error {
 		if err != nil {
 			return &ProviderError{Provider: "apns", Reason: err.Error(), Outcome: Permanent}
 		}
-		req.Header.Set("authorization", "bearer "+jwt)
+		req.Header.Set("authorization", "bearer "+bearer)
 		req.Header.Set("content-type", "application/json")
 		req.Header.Set("apns-push-type", pushType)
 		if pushType == "background" {
@@ -235,7 +231,7 @@ func (a *APNs) Push(ctx context.Context, n *realtime.Notification) error {
 			decoded.Reason == "Unregistered", decoded.Reason == "DeviceTokenNotForTopic":
 			pe.Outcome = BadToken
 		case resp.StatusCode == http.StatusForbidden && decoded.Reason == "ExpiredProviderToken" && attempt == 0:
-			a.dropToken(team, jwt)
+			a.dropToken(team, bearer)
 			continue
 		case resp.StatusCode == http.StatusForbidden:
 			// A credentials problem the operator can fix; keep the push.
@@ -248,7 +244,9 @@ func (a *APNs) Push(ctx context.Context, n *realtime.Notification) error {
 }
 
 // token returns the team's cached provider token, signing a new one when
-// it is older than TokenRefresh.
+// it is older than TokenRefresh. The token is what Apple asks for: ES256,
+// header kid the key id, claims iss the team id and iat the issue time
+// (golang-jwt adds typ "JWT", which APNs accepts).
 func (a *APNs) token(team string, key APNsKey) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -256,23 +254,25 @@ func (a *APNs) token(team string, key APNsKey) (string, error) {
 	if t, ok := a.tokens[team]; ok && now.Sub(t.issued) < a.cfg.TokenRefresh && !now.Before(t.issued) {
 		return t.jwt, nil
 	}
-	jwt, err := signJWT(
-		map[string]string{"alg": "ES256", "kid": key.KeyID},
-		map[string]any{"iss": team, "iat": now.Unix()},
-		es256(key.Key))
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.RegisteredClaims{
+		Issuer:   team,
+		IssuedAt: jwt.NewNumericDate(now),
+	})
+	tok.Header["kid"] = key.KeyID
+	signed, err := tok.SignedString(key.Key)
 	if err != nil {
 		return "", err
 	}
-	a.tokens[team] = providerToken{jwt: jwt, issued: now}
-	return jwt, nil
+	a.tokens[team] = providerToken{jwt: signed, issued: now}
+	return signed, nil
 }
 
 // dropToken forgets a token APNs called expired, unless a concurrent push
 // already replaced it.
-func (a *APNs) dropToken(team, jwt string) {
+func (a *APNs) dropToken(team, token string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.tokens[team].jwt == jwt {
+	if a.tokens[team].jwt == token {
 		delete(a.tokens, team)
 	}
 }

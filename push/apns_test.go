@@ -75,20 +75,23 @@ func (f *fakeAPNs) serve(w http.ResponseWriter, r *http.Request) {
 		f.t.Errorf("authorization %q", r.Header.Get("authorization"))
 	}
 	req.jwt = jwt
-	var header struct{ Alg, Kid string }
-	var claims struct {
-		Iss string
-		Iat int64
-	}
+	var header, claims map[string]any
 	if pub := verifyJWT(f.t, jwt, &header, &claims, func(kid string) any { return f.keys[kid] }); pub == nil {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, `{"reason":"InvalidProviderToken"}`)
 		return
 	}
-	if header.Alg != "ES256" {
-		f.t.Errorf("alg %q", header.Alg)
+	// Apple's provider token: alg and kid (typ is allowed), iss and iat.
+	if header["alg"] != "ES256" || len(header) > 3 || (len(header) == 3 && header["typ"] != "JWT") {
+		f.t.Errorf("JWT header %v", header)
 	}
-	req.iss, req.kid, req.iat = claims.Iss, header.Kid, claims.Iat
+	iat, isNumber := claims["iat"].(float64)
+	req.iss, _ = claims["iss"].(string)
+	if len(claims) != 2 || req.iss == "" || !isNumber || iat != float64(int64(iat)) {
+		f.t.Errorf("JWT claims %v, want iss and an integer iat only", claims)
+	}
+	req.iat = int64(iat)
+	req.kid, _ = header["kid"].(string)
 	f.mu.Lock()
 	f.requests = append(f.requests, req)
 	reply := apnsReply{status: 200}
@@ -367,6 +370,21 @@ func TestParseAPNsKey(t *testing.T) {
 	got, err := LoadAPNsKey(path)
 	if err != nil || !got.Equal(k) {
 		t.Fatalf("LoadAPNsKey = %v, %v", got, err)
+	}
+	sec1, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ParseAPNsKey(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})); err != nil || !got.Equal(k) {
+		t.Errorf("ParseAPNsKey(SEC 1) = %v, %v", got, err)
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	der, _ = x509.MarshalPKCS8PrivateKey(p384)
+	if _, err := ParseAPNsKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err == nil {
+		t.Error("P-384 key accepted")
+	}
+	if _, err := LoadAPNsKey(filepath.Join(t.TempDir(), "missing.p8")); err == nil {
+		t.Error("LoadAPNsKey of a missing file succeeded")
 	}
 	rk, _ := rsa.GenerateKey(rand.Reader, 1024)
 	der, _ = x509.MarshalPKCS8PrivateKey(rk)

@@ -3,10 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"github.com/leanhub/realtime"
 )
@@ -28,8 +29,9 @@ const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 // FCMConfig configures an FCM pusher.
 type FCMConfig struct {
 	// ServiceAccountJSON is a Google service account key file (the JSON
-	// downloaded from the Firebase console): its client_email, private_key
-	// (PEM, PKCS #8 or PKCS #1 RSA), private_key_id, token_uri and
+	// downloaded from the Firebase console, "type": "service_account"):
+	// its client_email, private_key (PEM, PKCS #8 or PKCS #1 RSA),
+	// private_key_id, token_uri (Google's token endpoint when empty) and
 	// project_id are used. Required.
 	ServiceAccountJSON []byte
 	// ProjectID overrides the key file's project_id.
@@ -37,15 +39,25 @@ type FCMConfig struct {
 	// Endpoint overrides FCMEndpoint (for tests).
 	Endpoint string
 	// Client sends the token and send requests; nil means
-	// http.DefaultClient (the Queue's PushTimeout bounds each call).
+	// http.DefaultClient. The Queue's PushTimeout bounds each send; a
+	// token request is bounded by Client.Timeout, or by 10s when that is
+	// 0, because x/oauth2 does not pass the caller's context on to the
+	// token endpoint.
 	Client *http.Client
-	// Now is the clock; nil means time.Now.
+	// Now is the clock for the message TTL and Retry-After; nil means
+	// time.Now. Access-token expiry is checked by x/oauth2 against the
+	// system clock.
 	Now func() time.Time
 }
 
+// fcmTokenTimeout bounds a token request when FCMConfig.Client has no
+// Timeout of its own.
+var fcmTokenTimeout = 10 * time.Second
+
 // FCM is a Pusher for Firebase Cloud Messaging's HTTP v1 API. It gets
-// OAuth 2 access tokens by signing an RS256 JWT assertion with the service
-// account's key and exchanging it at the key's token_uri, and reuses each
+// OAuth 2 access tokens with golang.org/x/oauth2/google's JWT config (an
+// RS256 assertion signed with the service account's key, exchanged at the
+// key file's token_uri for the firebase.messaging scope) and reuses each
 // token until a minute before it expires.
 //
 // The payload's alert becomes notification.body (or, when alert is an
@@ -63,37 +75,35 @@ type FCMConfig struct {
 // more; other 4xx are permanent. Errors are *ProviderError, except a failed
 // token exchange, which is retried.
 type FCM struct {
-	email, keyID, tokenURI, sendURL string
-	key                             *rsa.PrivateKey
-	client                          *http.Client
-	now                             func() time.Time
+	sendURL   string
+	client    *http.Client
+	now       func() time.Time
+	newTokens func() oauth2.TokenSource
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+	mu     sync.Mutex
+	tokens oauth2.TokenSource // caching; replaced when FCM refuses its token
 }
 
 // NewFCM checks cfg and returns an FCM pusher.
 func NewFCM(cfg FCMConfig) (*FCM, error) {
-	var sa struct {
-		ProjectID    string `json:"project_id"`
-		PrivateKeyID string `json:"private_key_id"`
-		PrivateKey   string `json:"private_key"`
-		ClientEmail  string `json:"client_email"`
-		TokenURI     string `json:"token_uri"`
-	}
-	if err := json.Unmarshal(cfg.ServiceAccountJSON, &sa); err != nil {
-		return nil, fmt.Errorf("push: FCM service account: %w", err)
-	}
-	if sa.ClientEmail == "" || sa.PrivateKey == "" || sa.TokenURI == "" {
-		return nil, errors.New("push: FCM service account needs client_email, private_key and token_uri")
-	}
-	key, err := parseRSAKey([]byte(sa.PrivateKey))
+	jwtCfg, err := google.JWTConfigFromJSON(cfg.ServiceAccountJSON, fcmScope)
 	if err != nil {
 		return nil, fmt.Errorf("push: FCM service account: %w", err)
 	}
+	if jwtCfg.Email == "" || len(jwtCfg.PrivateKey) == 0 {
+		return nil, errors.New("push: FCM service account needs client_email and private_key")
+	}
+	// x/oauth2 parses the key only when it first signs; a bad key should
+	// fail here, at startup.
+	if _, err := jwt.ParseRSAPrivateKeyFromPEM(jwtCfg.PrivateKey); err != nil {
+		return nil, fmt.Errorf("push: FCM service account: private_key: %w", err)
+	}
 	project := cfg.ProjectID
 	if project == "" {
+		var sa struct {
+			ProjectID string `json:"project_id"`
+		}
+		json.Unmarshal(cfg.ServiceAccountJSON, &sa) // it parsed above
 		project = sa.ProjectID
 	}
 	if project == "" {
@@ -104,7 +114,6 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 		endpoint = FCMEndpoint
 	}
 	f := &FCM{
-		email: sa.ClientEmail, keyID: sa.PrivateKeyID, tokenURI: sa.TokenURI, key: key,
 		sendURL: strings.TrimSuffix(endpoint, "/") + "/v1/projects/" + url.PathEscape(project) + "/messages:send",
 		client:  cfg.Client, now: cfg.Now,
 	}
@@ -114,26 +123,16 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 	if f.now == nil {
 		f.now = time.Now
 	}
+	tokenClient := *f.client
+	if tokenClient.Timeout == 0 {
+		tokenClient.Timeout = fcmTokenTimeout
+	}
+	tokenCtx := context.WithValue(context.Background(), oauth2.HTTPClient, &tokenClient)
+	f.newTokens = func() oauth2.TokenSource {
+		return oauth2.ReuseTokenSourceWithExpiry(nil, jwtCfg.TokenSource(tokenCtx), time.Minute)
+	}
+	f.tokens = f.newTokens()
 	return f, nil
-}
-
-func parseRSAKey(pemBytes []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("private_key: no PEM block")
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("private_key: %w", err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("private_key: not an RSA key")
-	}
-	return rk, nil
 }
 
 // Push implements realtime.Pusher.
@@ -143,7 +142,7 @@ func (f *FCM) Push(ctx context.Context, n *realtime.Notification) error {
 		return &ProviderError{Provider: "fcm", Reason: "payload: " + err.Error(), Outcome: Permanent}
 	}
 	for attempt := 0; ; attempt++ {
-		token, err := f.accessToken(ctx)
+		token, source, err := f.accessToken(ctx)
 		if err != nil {
 			return err
 		}
@@ -151,7 +150,7 @@ func (f *FCM) Push(ctx context.Context, n *realtime.Notification) error {
 		if err != nil {
 			return &ProviderError{Provider: "fcm", Reason: err.Error(), Outcome: Permanent}
 		}
-		req.Header.Set("Authorization", "Bearer "+token)
+		token.SetAuthHeader(req)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := f.client.Do(req)
 		if err != nil {
@@ -163,7 +162,7 @@ func (f *FCM) Push(ctx context.Context, n *realtime.Notification) error {
 			return nil
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
-			f.dropToken(token)
+			f.dropToken(source)
 			continue
 		}
 		return fcmError(resp, answer, f.now())
@@ -213,66 +212,33 @@ func fcmError(resp *http.Response, answer []byte, now time.Time) *ProviderError 
 	return pe
 }
 
-// accessToken returns a cached OAuth 2 access token, exchanging a fresh
-// JWT assertion when there is none or it expires within a minute.
-func (f *FCM) accessToken(ctx context.Context) (string, error) {
+// accessToken returns a cached OAuth 2 access token, or exchanges a new
+// JWT assertion for one when there is none or it expires within a minute,
+// and the token source it came from.
+func (f *FCM) accessToken(ctx context.Context) (*oauth2.Token, oauth2.TokenSource, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("push: fcm: %w", err)
+	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := f.now()
-	if f.token != "" && now.Before(f.expires.Add(-time.Minute)) {
-		return f.token, nil
-	}
-	header := map[string]string{"alg": "RS256", "typ": "JWT"}
-	if f.keyID != "" {
-		header["kid"] = f.keyID
-	}
-	assertion, err := signJWT(header, map[string]any{
-		"iss": f.email, "scope": fcmScope, "aud": f.tokenURI,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}, rs256(f.key))
+	ts := f.tokens
+	f.mu.Unlock()
+	tok, err := ts.Token()
 	if err != nil {
-		return "", fmt.Errorf("push: fcm: sign assertion: %w (%w)", err, ErrPermanent)
-	}
-	form := url.Values{
-		"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"},
-		"assertion":  {assertion},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.tokenURI, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", fmt.Errorf("push: fcm: token request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("push: fcm: token request: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
 		// Retryable: a bad key or clock is for the operator to fix, and
 		// the pushes should survive until then.
-		return "", fmt.Errorf("push: fcm: token exchange: %d %s", resp.StatusCode, bytes.TrimSpace(answer))
+		return nil, nil, fmt.Errorf("push: fcm: token exchange: %w", err)
 	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(answer, &tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("push: fcm: token exchange: bad answer %q", answer)
-	}
-	if tok.ExpiresIn <= 0 {
-		tok.ExpiresIn = 3600
-	}
-	f.token, f.expires = tok.AccessToken, now.Add(time.Duration(tok.ExpiresIn)*time.Second)
-	return f.token, nil
+	return tok, ts, nil
 }
 
-// dropToken forgets an access token FCM refused, unless it was replaced.
-func (f *FCM) dropToken(token string) {
+// dropToken forgets the access token FCM refused by starting a new token
+// source (x/oauth2's caching source cannot be told to forget), unless a
+// concurrent push already did.
+func (f *FCM) dropToken(refused oauth2.TokenSource) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.token == token {
-		f.token = ""
+	if f.tokens == refused {
+		f.tokens = f.newTokens()
 	}
 }
 

@@ -21,17 +21,18 @@ import (
 
 // fakeFCM is a Google OAuth token endpoint and an FCM v1 send endpoint.
 type fakeFCM struct {
-	t     *testing.T
-	srv   *httptest.Server
-	pub   *rsa.PublicKey
-	clock *fakeClock
+	t   *testing.T
+	srv *httptest.Server
+	pub *rsa.PublicKey
 
-	mu      sync.Mutex
-	issued  []string         // access tokens handed out
-	valid   map[string]bool  // tokens the send endpoint accepts
-	sends   []map[string]any // decoded send bodies
-	replies []fcmReply       // consumed in order; empty means 200
-	tokenUp bool             // token endpoint answers (else 500)
+	mu        sync.Mutex
+	issued    []string         // access tokens handed out
+	valid     map[string]bool  // tokens the send endpoint accepts
+	sends     []map[string]any // decoded send bodies
+	replies   []fcmReply       // consumed in order; empty means 200
+	tokenUp   bool             // token endpoint answers (else 500)
+	expiresIn int              // seconds a new access token lasts
+	tokenHold chan struct{}    // when set, the token endpoint waits for it to close
 }
 
 type fcmReply struct {
@@ -40,8 +41,8 @@ type fcmReply struct {
 	header map[string]string
 }
 
-func newFakeFCM(t *testing.T, pub *rsa.PublicKey, clock *fakeClock) *fakeFCM {
-	f := &fakeFCM{t: t, pub: pub, clock: clock, valid: map[string]bool{}, tokenUp: true}
+func newFakeFCM(t *testing.T, pub *rsa.PublicKey) *fakeFCM {
+	f := &fakeFCM{t: t, pub: pub, valid: map[string]bool{}, tokenUp: true, expiresIn: 3599}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", f.token)
 	mux.HandleFunc("POST /v1/projects/proj-1/messages:send", f.send)
@@ -52,8 +53,11 @@ func newFakeFCM(t *testing.T, pub *rsa.PublicKey, clock *fakeClock) *fakeFCM {
 
 func (f *fakeFCM) token(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	up := f.tokenUp
+	up, hold := f.tokenUp, f.tokenHold
 	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	if !up {
 		http.Error(w, `{"error":"internal"}`, http.StatusInternalServerError)
 		return
@@ -78,18 +82,22 @@ func (f *fakeFCM) token(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 		return
 	}
-	now := f.clock.Now().Unix()
+	// x/oauth2 dates the assertion by the system clock, 10 s early for
+	// skew, valid for an hour.
+	now := time.Now().Unix()
 	if claims.Iss != "pusher@proj-1.iam.gserviceaccount.com" || claims.Scope != fcmScope ||
-		claims.Aud != f.srv.URL+"/token" || claims.Iat != now || claims.Exp != now+3600 || header.Typ != "JWT" {
+		claims.Aud != f.srv.URL+"/token" || claims.Iat < now-60 || claims.Iat > now ||
+		claims.Exp != claims.Iat+3600 || header.Typ != "JWT" {
 		f.t.Errorf("assertion header %+v claims %+v", header, claims)
 	}
 	f.mu.Lock()
 	tok := fmt.Sprintf("access-%d", len(f.issued)+1)
 	f.issued = append(f.issued, tok)
 	f.valid[tok] = true
+	expiresIn := f.expiresIn
 	f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, tok)
+	fmt.Fprintf(w, `{"access_token":%q,"expires_in":%d,"token_type":"Bearer"}`, tok, expiresIn)
 }
 
 func (f *fakeFCM) send(w http.ResponseWriter, r *http.Request) {
@@ -144,7 +152,7 @@ var testRSAKey = sync.OnceValue(func() *rsa.PrivateKey {
 func newFCMFixture(t *testing.T) (*fakeFCM, *FCM) {
 	key := testRSAKey()
 	clock := &fakeClock{t: time.Unix(1700000000, 0)}
-	f := newFakeFCM(t, &key.PublicKey, clock)
+	f := newFakeFCM(t, &key.PublicKey)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	sa, _ := json.Marshal(map[string]string{
 		"type":           "service_account",
@@ -183,15 +191,10 @@ func TestFCMPush(t *testing.T) {
 		t.Errorf("send body\n got %s\nwant %s", got, want)
 	}
 
-	// The access token is reused, then renewed before it expires.
+	// The access token is reused.
 	fcm.Push(t.Context(), androidNote())
 	if tokens, sends := f.counts(); tokens != 1 || sends != 2 {
 		t.Errorf("tokens %d sends %d; want the token reused", tokens, sends)
-	}
-	f.clock.Advance(59 * time.Minute)
-	fcm.Push(t.Context(), androidNote())
-	if tokens, _ := f.counts(); tokens != 2 {
-		t.Errorf("tokens %d; want a new one near expiry", tokens)
 	}
 
 	// A data-only payload.
@@ -199,8 +202,38 @@ func TestFCMPush(t *testing.T) {
 	n.Payload = json.RawMessage(`{"k":"v","badge":1}`)
 	fcm.Push(t.Context(), n)
 	got, _ = json.Marshal(f.sends[len(f.sends)-1]["message"])
-	if want := `{"android":{"priority":"high","ttl":"597660s"},"data":{"k":"v"},"token":"reg-token"}`; string(got) != want {
+	if want := `{"android":{"priority":"high","ttl":"601200s"},"data":{"k":"v"},"token":"reg-token"}`; string(got) != want {
 		t.Errorf("data-only message\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestFCMRenewsTokenNearExpiry(t *testing.T) {
+	// Token expiry is x/oauth2's, on the system clock: a token with more
+	// than a minute left is reused, one with less is not.
+	f, fcm := newFCMFixture(t)
+	f.mu.Lock()
+	f.expiresIn = 90
+	f.mu.Unlock()
+	for range 2 {
+		if err := fcm.Push(t.Context(), androidNote()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tokens, _ := f.counts(); tokens != 1 {
+		t.Errorf("tokens %d; want a token with 90 s left reused", tokens)
+	}
+
+	f, fcm = newFCMFixture(t)
+	f.mu.Lock()
+	f.expiresIn = 50
+	f.mu.Unlock()
+	for range 2 {
+		if err := fcm.Push(t.Context(), androidNote()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tokens, sends := f.counts(); tokens != 2 || sends != 2 {
+		t.Errorf("tokens %d sends %d; want a token expiring within a minute renewed", tokens, sends)
 	}
 }
 
@@ -268,10 +301,36 @@ func TestFCMTokenEndpointDown(t *testing.T) {
 	}
 }
 
+func TestFCMTokenEndpointHangs(t *testing.T) {
+	// x/oauth2 does not give the token request the push's context, so a
+	// client without a Timeout gets fcmTokenTimeout.
+	defer func(d time.Duration) { fcmTokenTimeout = d }(fcmTokenTimeout)
+	fcmTokenTimeout = 200 * time.Millisecond
+	f, fcm := newFCMFixture(t)
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.tokenHold = hold
+	f.mu.Unlock()
+	defer close(hold) // before the server's Close, which waits for the handler
+	start := time.Now()
+	err := fcm.Push(t.Context(), androidNote())
+	if err == nil || errors.Is(err, ErrPermanent) {
+		t.Fatalf("Push = %v, want a retryable error", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Push took %v with a hanging token endpoint", took)
+	}
+	if _, sends := f.counts(); sends != 0 {
+		t.Error("sent without a token")
+	}
+}
+
 func TestNewFCMRejectsBadConfig(t *testing.T) {
 	for _, sa := range []string{
 		``, `{}`,
 		`{"client_email":"a","token_uri":"u","private_key":"junk","project_id":"p"}`,
+		`{"type":"service_account","client_email":"a","token_uri":"u","private_key":"junk","project_id":"p"}`,
+		`{"type":"authorized_user","client_id":"a","client_secret":"s","refresh_token":"r"}`,
 	} {
 		if _, err := NewFCM(FCMConfig{ServiceAccountJSON: []byte(sa)}); err == nil {
 			t.Errorf("NewFCM(%s) succeeded", sa)

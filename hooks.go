@@ -16,9 +16,17 @@ import (
 // the hook were absent (hub.Config HookFailure changes that to refusing the
 // request with ErrInternal).
 //
-// Hooks of one conversation run in the order events happen; hooks of
-// different conversations run concurrently, so a slow hook delays only its
-// own conversation's send path. Keep MessageReceived fast.
+// Order and isolation: the hooks that decide something (MessageReceived,
+// MessageUpdate, and the Conversation{Add,Remove,Update} before-hooks) run
+// in the conversation's lane: one conversation's hooks run one at a time,
+// in the order its events happen, and hooks of different conversations run
+// concurrently, so a slow hook delays only its own conversation (its later
+// messages wait for it), never other conversations or a client's socket.
+// ConversationStart runs before the conversation exists, on the request's
+// own goroutine. The after-hooks (MessageSent, ReceiversOffline,
+// Conversation{Started,Added,Removed}, Client{Online,Offline}) run off the
+// request path on the hub's workers, in no guaranteed order. Keep
+// MessageReceived fast: every message of its conversation waits for it.
 
 // Rejection is returned by a hook (as its error) to refuse a request. The
 // client gets the event's rejection code (4402 for messages, 4405 for message

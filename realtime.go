@@ -73,6 +73,10 @@ type Message struct {
 	MentionPids []string
 	Receipt     bool // sender asked for receipts
 	Transient   bool // never stored; delivered to online members only
+	// System marks a message the application itself sends (Hub.Send with
+	// SendOptions.System, service-conversation broadcasts): the sender
+	// need not be a member, and no cursor of the sender moves.
+	System bool
 	// PatchTimestamp is when the message was last edited or recalled; 0 if
 	// never.
 	PatchTimestamp int64
@@ -130,6 +134,22 @@ type Member struct {
 	JoinedAt      time.Time
 }
 
+// Cursor is where one client's delivered and read cursors in one
+// conversation should be moved to. Stores only move cursors forward: a
+// Cursor behind the stored one changes nothing.
+type Cursor struct {
+	ConvID   string
+	ClientID string
+	// DeliveredAt moves the delivered cursor (0 leaves it).
+	DeliveredAt int64
+	// ReadSeq, ReadAt and ReadMessageID name the newest message read: its
+	// Seq, Timestamp and ID (ReadSeq 0 leaves the read cursor). Moving the
+	// read cursor moves the delivered cursor to at least ReadAt.
+	ReadSeq       int64
+	ReadAt        int64
+	ReadMessageID string
+}
+
 // UnreadTuple is a conversation with unread messages for one client, as sent
 // in the unread notification after login.
 type UnreadTuple struct {
@@ -181,6 +201,8 @@ type HistoryQuery struct {
 	Limit          int // 1..1000; 0 means 20
 	// Type, when non-zero, keeps only typed messages whose "_lctype" equals it.
 	Type int
+	// ReceiptOnly keeps only messages whose sender asked for receipts.
+	ReceiptOnly bool
 }
 
 // ConversationQuery selects conversations. Zero fields do not filter.
@@ -228,14 +250,54 @@ type AppendResult struct {
 	Err       error // per-message failure (e.g. not a member); nil on success
 }
 
+// ReadStore is the read side of a Store: what a host application may read
+// directly (Hub.Store returns one). Implementations must be safe for
+// concurrent use.
+type ReadStore interface {
+	// GetConversation returns one conversation with its members (and its
+	// last message). ErrConvNotFound when missing or expired.
+	GetConversation(ctx context.Context, id string) (*Conversation, error)
+
+	// QueryConversations returns the conversations matching q, sorted and
+	// paged. Expired temporary conversations are left out.
+	QueryConversations(ctx context.Context, q ConversationQuery) ([]*Conversation, error)
+
+	// GetMessage returns one stored message. ErrMessageNotFound when it is
+	// missing or in another conversation.
+	GetMessage(ctx context.Context, convID, msgID string) (*Message, error)
+
+	// History returns stored messages as HistoryQuery documents.
+	History(ctx context.Context, q HistoryQuery) ([]*Message, error)
+
+	// PatchesSince returns messages of conversations clientID belongs to
+	// whose PatchTimestamp is > since, oldest patch first, at most limit.
+	PatchesSince(ctx context.Context, clientID string, since int64, limit int) ([]*Message, error)
+
+	// Members returns the cursors of every member of convID.
+	Members(ctx context.Context, convID string) ([]Member, error)
+
+	// Unread returns, for every conversation clientID belongs to that has
+	// messages from others after its read cursor, the unread count, the
+	// newest message and whether clientID was mentioned after the cursor.
+	// With since > 0 only conversations whose newest message is newer than
+	// since are returned. At most limit tuples (0: no limit), newest first.
+	// It must be an indexed query over the client's memberships, not a scan
+	// of messages.
+	Unread(ctx context.Context, clientID string, since int64, limit int) ([]UnreadTuple, error)
+}
+
 // Store keeps conversations, messages, cursors and will messages. It is the
-// single source of truth; the hub caches what it reads and invalidates on
-// change. Implementations must be safe for concurrent use.
+// single source of truth. A hub caches what it reads and is told of every
+// change because every change goes through it: give a Store to one hub (or
+// to several hubs joined by a broker) and write through the hub, never to
+// the Store directly. Implementations must be safe for concurrent use.
 //
 // Errors: methods return *Error values with the codes named in their docs
 // for bad input or missing things; any other error is an infrastructure
 // failure the caller logs and reports as ErrInternal.
 type Store interface {
+	ReadStore
+
 	// CreateConversation stores c with a new ID, CreatedAt and UpdatedAt.
 	// Members are de-duplicated and sorted. When c.Unique is set and a
 	// unique conversation with the same member set exists, that one is
@@ -244,14 +306,6 @@ type Store interface {
 	// the store's limit, ErrInvalidMessage for empty or malformed client
 	// ids.
 	CreateConversation(ctx context.Context, c *Conversation) (conv *Conversation, created bool, err error)
-
-	// GetConversation returns one conversation with its members (and its
-	// last message). ErrConvNotFound when missing or expired.
-	GetConversation(ctx context.Context, id string) (*Conversation, error)
-
-	// QueryConversations returns the conversations matching q, sorted and
-	// paged. Expired temporary conversations are left out.
-	QueryConversations(ctx context.Context, q ConversationQuery) ([]*Conversation, error)
 
 	// UpdateConversation applies u and returns the updated conversation.
 	// ErrConvNotFound when missing.
@@ -275,20 +329,14 @@ type Store interface {
 	// ClientMsgID) was stored before is not stored again: its result has
 	// Duplicate and the first copy. It returns only after the messages are
 	// durable. Per-message errors: ErrConvNotFound, ErrInvalidTarget (sender
-	// not a member of a non-transient conversation), ErrMessageTooLarge.
-	// Appending also moves the sender's read and delivered cursors to the new
-	// message (one's own messages are never unread).
+	// not a member of a non-transient conversation, unless the message is
+	// System), ErrMessageTooLarge. Appending also moves the sender's read
+	// and delivered cursors to the new message (one's own messages are
+	// never unread); System messages move no cursor.
 	//
 	// Implementations batch concurrent calls into one transaction (group
 	// commit).
 	AppendMessages(ctx context.Context, msgs []*Message) ([]AppendResult, error)
-
-	// GetMessage returns one stored message. ErrMessageNotFound when it is
-	// missing or in another conversation.
-	GetMessage(ctx context.Context, convID, msgID string) (*Message, error)
-
-	// History returns stored messages as HistoryQuery documents.
-	History(ctx context.Context, q HistoryQuery) ([]*Message, error)
 
 	// PatchMessage edits or recalls a message and returns it as stored.
 	// ErrMessageNotFound when missing or in another conversation,
@@ -296,34 +344,12 @@ type Store interface {
 	// false. A recall stores RecalledBody and clears mentions.
 	PatchMessage(ctx context.Context, p Patch) (*Message, error)
 
-	// PatchesSince returns messages of conversations clientID belongs to
-	// whose PatchTimestamp is > since, oldest patch first, at most limit.
-	PatchesSince(ctx context.Context, clientID string, since int64, limit int) ([]*Message, error)
-
-	// MarkDelivered moves clientID's delivered cursor in convID forward to
-	// ts (never backwards; ts is clamped to the newest message). It
-	// reports whether the cursor moved. Unknown conversations or
-	// non-members are ignored (moved == false, err == nil).
-	MarkDelivered(ctx context.Context, convID, clientID string, ts int64) (moved bool, err error)
-
-	// MarkRead moves clientID's read cursor (and delivered cursor) in
-	// convID forward to ts, or to the newest message when ts is 0 or beyond
-	// it; msgID may name the message read. Unread count drops to the
-	// messages after the cursor. Reports the cursor as it now is and
-	// whether it moved; non-members are ignored.
-	MarkRead(ctx context.Context, convID, clientID string, ts int64, msgID string) (m *Member, moved bool, err error)
-
-	// Members returns the cursors of every member of convID.
-	Members(ctx context.Context, convID string) ([]Member, error)
-
-	// Unread returns, for every conversation clientID belongs to that has
-	// messages from others after its read cursor, the unread count, the
-	// newest message and whether clientID was mentioned after the cursor.
-	// With since > 0 only conversations whose newest message is newer than
-	// since are returned. At most limit tuples (0: no limit), newest first.
-	// It must be an indexed query over the client's memberships, not a scan
-	// of messages.
-	Unread(ctx context.Context, clientID string, since int64, limit int) ([]UnreadTuple, error)
+	// UpdateCursors moves delivered and read cursors forward, many at once
+	// (the hub coalesces client acks and reads and writes them in
+	// batches). Cursors of non-members and unknown conversations are
+	// ignored; a cursor never moves backwards. It returns after the moves
+	// are durable.
+	UpdateCursors(ctx context.Context, cursors []Cursor) error
 
 	// SetWill stores w as clientID's will message, replacing any earlier one.
 	SetWill(ctx context.Context, w Will) error

@@ -2,78 +2,165 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 
 	realtime "github.com/leanhub/realtime"
 )
 
+// The Go API: what the host application does to conversations, through
+// the same engine operations as the clients' commands (the same checks,
+// hooks, notifications to online members and cache updates). The
+// application is not a client: member-change policies do not apply to it,
+// and it may act as any client id.
+
 // SendOptions tune Hub.Send.
 type SendOptions struct {
 	// Transient delivers to online members only and stores nothing.
 	Transient bool
-	// System skips the membership check, for messages sent by the app as a
-	// service account that is not a member.
+	// System sends as the application: m.From need not be a member (a
+	// service account, a bot, "system"), the message is stored and
+	// delivered to every member, and no cursor of m.From moves. Without
+	// it m.From must be a member, as for a client.
 	System bool
 	// SkipHooks sends without running the MessageReceived hooks.
 	SkipHooks bool
+	// PushData is the push content for offline members (a JSON object), as
+	// a client's pushData.
+	PushData json.RawMessage
 }
 
-// Send stores a message from the Go side (as any client id, e.g. a system
-// account) and delivers it like one sent by a client: m.ConvID, m.From and
-// m.Data (a plain string or a typed-message body such as
-// typedmsg.NewText("hi").Encode()) are required. It returns the stored
+// Send sends a message from the Go side and delivers it like one sent by a
+// client: m.ConvID, m.From and m.Data (a plain string or a typed-message
+// body such as typedmsg.NewText("hi").Encode()) or m.Binary are required;
+// m.MentionPids, m.MentionAll, m.Receipt and m.ClientMsgID (a retry with
+// the same one stores nothing new) are honoured. It checks the body like a
+// client's (size, mentions, Config.MessageTypes), runs the MessageReceived
+// hooks, stores the message, delivers it to the members online (and the
+// sender's own devices) and schedules pushes. It returns the stored
 // message with its ID and Timestamp.
+//
+// Errors: ErrInvalidMessage (missing fields, bad mentions), 4409 (body
+// too large), ErrInvalidTarget (no such conversation, or m.From not a
+// member without System), ErrTempConvExpired, 4402 (a hook refused it).
 func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) (*realtime.Message, error) {
 	var o SendOptions
 	if opts != nil {
 		o = *opts
 	}
-	if m == nil || m.ConvID == "" || m.From == "" {
-		return nil, realtime.ErrInvalidMessage.WithDetail("ConvID and From are required")
+	if m == nil || m.ConvID == "" || !validClientID(m.From) {
+		return nil, realtime.ErrInvalidMessage.WithDetail("ConvID and a valid From are required")
 	}
-	if len(m.Data)+len(m.Binary) > h.cfg.Limits.MaxMessageSize {
-		return nil, realtime.ErrMessageTooLarge
-	}
-	conv, err := h.conversation(ctx, m.ConvID)
-	if err != nil {
+	if err := h.stopped(); err != nil {
 		return nil, err
-	}
-	if !o.System && !h.isMember(conv, m.From) {
-		return nil, realtime.ErrInvalidTarget
 	}
 	msg := *m
+	msg.ID, msg.Timestamp, msg.Seq = "", 0, 0
 	msg.Transient = o.Transient
-	ev := &realtime.MessageEvent{Conversation: conv, Message: &msg, To: h.recipients(conv, m.From)}
-	if !o.SkipHooks {
-		if _, err := h.messageReceived(ctx, ev); err != nil {
-			return nil, err
-		}
+	msg.System = o.System
+	type result struct {
+		m   *realtime.Message
+		err error
 	}
-	if msg.Transient {
-		msg.ID = newMessageID()
-		msg.Timestamp = h.nowMs()
-		h.deliver(nil, &msg, append(ev.To, m.From))
-		return &msg, nil
+	ch := make(chan result, 1)
+	h.eng.send(&sendRequest{msg: &msg, pushData: o.PushData, skipHooks: o.SkipHooks,
+		done: func(m *realtime.Message, err error) { ch <- result{m, err} }})
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-ctx.Done():
+		// The message may still be stored (a retry with the same
+		// ClientMsgID is then a duplicate).
+		return nil, ctx.Err()
 	}
-	if o.System && !conv.Transient && !conv.HasMember(m.From) {
-		// The store checks membership; a system sender that is not a member
-		// goes through a transient-like path: store as the conversation's
-		// creator is not right either, so refuse clearly.
-		return nil, realtime.ErrInvalidTarget.WithDetail("system senders must be members to store messages; add them first or send transient")
+}
+
+// CreateConversation creates a conversation as c.Creator (who becomes a
+// member unless the conversation is a chat room or a system conversation)
+// and tells its members, as a client's createConversation does:
+// c.Members, c.Name, c.Attrs, c.Unique, c.Transient (a chat room), c.System,
+// c.Temporary with c.ExpiresAt (default one day). A unique conversation
+// whose member set exists already is returned as it is (created false).
+// The ConversationStart hooks run and may refuse it (4305).
+func (h *Hub) CreateConversation(ctx context.Context, c *realtime.Conversation) (conv *realtime.Conversation, created bool, err error) {
+	if c == nil {
+		return nil, false, realtime.ErrInvalidCommand.WithDetail("nil conversation")
 	}
-	results, err := h.store.AppendMessages(ctx, []*realtime.Message{&msg})
-	if err == nil && len(results) == 1 {
-		err = results[0].Err
+	if c.Creator != "" && !validClientID(c.Creator) {
+		return nil, false, realtime.ErrInvalidMessage.WithDetail("invalid creator %q", c.Creator)
 	}
-	if err != nil {
+	if err := h.stopped(); err != nil {
+		return nil, false, err
+	}
+	return h.eng.createConversation(ctx, actor{client: c.Creator, api: true}, c)
+}
+
+// AddMembers adds clients to a conversation on behalf of initBy (the
+// client id shown as who invited them; "" for the application), tells the
+// new members (INVITED) and the others (MEMBERS_JOINED), and returns the
+// ids actually added. The ConversationAdd hooks run and may refuse it.
+func (h *Hub) AddMembers(ctx context.Context, convID, initBy string, clientIDs []string) ([]string, error) {
+	if err := h.stopped(); err != nil {
 		return nil, err
 	}
-	stored := results[0].Message
-	if !results[0].Duplicate {
-		h.deliver(nil, stored, append(ev.To, m.From))
-		h.afterStored(ev, stored, ev.To)
+	res, err := h.eng.changeMembers(ctx, actor{client: initBy, api: true}, convID, clientIDs, true)
+	return res.changed, err
+}
+
+// RemoveMembers removes clients from a conversation on behalf of initBy,
+// tells them (KICKED) and the others (MEMBERS_LEFT), and returns the ids
+// actually removed. From the moment it returns, the removed clients get
+// none of the conversation's messages. The ConversationRemove hooks run
+// and may refuse it.
+func (h *Hub) RemoveMembers(ctx context.Context, convID, initBy string, clientIDs []string) ([]string, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
 	}
-	return stored, nil
+	res, err := h.eng.changeMembers(ctx, actor{client: initBy, api: true}, convID, clientIDs, false)
+	return res.changed, err
+}
+
+// UpdateConversation changes a conversation's name and attributes (merged
+// as realtime.ConversationUpdate says) or its muted members, on behalf of
+// initBy, and tells the members online (UPDATED). The ConversationUpdate
+// hooks run for name and attribute changes and may refuse them.
+func (h *Hub) UpdateConversation(ctx context.Context, initBy string, u realtime.ConversationUpdate) (*realtime.Conversation, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
+	}
+	return h.eng.updateConversation(ctx, actor{client: initBy, api: true}, u, "")
+}
+
+// Edit replaces the body of a stored message as the application (no
+// ownership check; Config.DisableEdit does not apply), with an optional
+// reason shown to clients (code > 0 for an app edit). Members online get
+// MESSAGE_UPDATE; the MessageUpdate hooks run and may refuse it (4405).
+func (h *Hub) Edit(ctx context.Context, convID, msgID, data string, code int, reason string) (*realtime.Message, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
+	}
+	return h.eng.patch(ctx, patchRequest{system: true, patch: realtime.Patch{ConvID: convID, MessageID: msgID,
+		Data: data, PatchCode: code, PatchReason: reason}})
+}
+
+// Recall recalls a stored message as the application: its body becomes
+// realtime.RecalledBody and members online get MESSAGE_RECALL.
+func (h *Hub) Recall(ctx context.Context, convID, msgID string) (*realtime.Message, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
+	}
+	return h.eng.patch(ctx, patchRequest{system: true, patch: realtime.Patch{ConvID: convID, MessageID: msgID, Recall: true}})
+}
+
+// History returns stored messages of a conversation (see
+// realtime.HistoryQuery), as the application sees them: no membership
+// check. ErrConvNotFound for a missing conversation.
+func (h *Hub) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	if _, _, err := h.eng.snapshot(ctx, q.ConvID); err != nil {
+		return nil, err
+	}
+	q.Limit = min(max(q.Limit, 0), historyMaxLimit)
+	return h.store.History(ctx, q)
 }
 
 // Receipts tells who has received and who has read a stored message: the
@@ -85,7 +172,7 @@ func (h *Hub) Receipts(ctx context.Context, convID, msgID string) (delivered, re
 	if err != nil {
 		return nil, nil, err
 	}
-	members, err := h.store.Members(ctx, convID)
+	members, err := h.members(ctx, convID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,5 +192,50 @@ func (h *Hub) Receipts(ctx context.Context, convID, msgID string) (delivered, re
 	return delivered, read, nil
 }
 
-// Store returns the store the hub serves.
-func (h *Hub) Store() realtime.Store { return h.store }
+// Store returns a read-only view of the store the hub serves, whose cursor
+// reads (Members, Unread) include the moves the hub has not written yet.
+// Every write goes through the Hub's methods, so that caches,
+// notifications and hooks see it.
+func (h *Hub) Store() realtime.ReadStore { return storeView{h} }
+
+type storeView struct{ h *Hub }
+
+func (v storeView) GetConversation(ctx context.Context, id string) (*realtime.Conversation, error) {
+	return v.h.store.GetConversation(ctx, id)
+}
+
+func (v storeView) QueryConversations(ctx context.Context, q realtime.ConversationQuery) ([]*realtime.Conversation, error) {
+	return v.h.store.QueryConversations(ctx, q)
+}
+
+func (v storeView) GetMessage(ctx context.Context, convID, msgID string) (*realtime.Message, error) {
+	return v.h.store.GetMessage(ctx, convID, msgID)
+}
+
+func (v storeView) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	return v.h.store.History(ctx, q)
+}
+
+func (v storeView) PatchesSince(ctx context.Context, clientID string, since int64, limit int) ([]*realtime.Message, error) {
+	return v.h.store.PatchesSince(ctx, clientID, since, limit)
+}
+
+func (v storeView) Members(ctx context.Context, convID string) ([]realtime.Member, error) {
+	return v.h.members(ctx, convID)
+}
+
+func (v storeView) Unread(ctx context.Context, clientID string, since int64, limit int) ([]realtime.UnreadTuple, error) {
+	u, err := v.h.store.Unread(ctx, clientID, since, limit)
+	if err != nil {
+		return nil, err
+	}
+	return v.h.eng.cursors.overlayUnread(clientID, u), nil
+}
+
+// stopped returns an error once Shutdown has begun.
+func (h *Hub) stopped() error {
+	if h.isClosing() {
+		return realtime.ErrAppNotAvailable.WithDetail("hub shut down")
+	}
+	return nil
+}

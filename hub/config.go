@@ -152,8 +152,15 @@ type Limits struct {
 	// OutboundQueue is the number of frames waiting for a slow socket before
 	// it is closed as a slow consumer. Default 1024.
 	OutboundQueue int
-	// MaxPushDataSize is the largest pushData accepted (larger falls back to
-	// the template). Default 4 KiB.
+	// OutboundBytes bounds the bytes of those frames. Default 4 MiB.
+	OutboundBytes int
+	// ConversationCacheBytes bounds the memory of the conversations the hub
+	// keeps (members, attributes, newest messages), estimated; the least
+	// recently used idle ones are dropped beyond it. Default 256 MiB.
+	ConversationCacheBytes int64
+	// MaxPushDataSize is the largest pushData accepted; a larger one, or
+	// one that is not a JSON object, refuses the message (4410). Default
+	// 4 KiB.
 	MaxPushDataSize int
 }
 
@@ -267,6 +274,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if l.OutboundQueue <= 0 {
 		l.OutboundQueue = 1024
+	}
+	if l.OutboundBytes <= 0 {
+		l.OutboundBytes = 4 << 20
+	}
+	if l.ConversationCacheBytes <= 0 {
+		l.ConversationCacheBytes = 256 << 20
 	}
 	if l.MaxPushDataSize <= 0 {
 		l.MaxPushDataSize = 4 << 10

@@ -73,11 +73,16 @@ func collectHooks(values []any) hookSet {
 }
 
 // callHook runs f with the hook deadline, turning a panic into an error.
+// The hook runs in a goroutine of its own, so that a hook ignoring its
+// context cannot hold the caller past the deadline; the goroutine is the
+// hub's (Shutdown waits for it, within its own deadline).
 func (h *Hub) callHook(ctx context.Context, name string, f func(ctx context.Context) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.HookTimeout)
 	defer cancel()
 	done := make(chan error, 1)
+	h.wg.Add(1)
 	go func() {
+		defer h.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
 				done <- fmt.Errorf("hook %s panicked: %v", name, r)

@@ -44,18 +44,41 @@ func codeOf(err error) (code, appCode int) {
 	return 0, 0
 }
 
+// blocker is a hook's way to block until the running test releases it
+// (each subtest has its own channel, released before the hub shuts down,
+// which waits for the hub's hook goroutines).
+type blocker struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *blocker) arm(t *testing.T) {
+	ch := make(chan struct{})
+	b.mu.Lock()
+	b.ch = ch
+	b.mu.Unlock()
+	t.Cleanup(func() { close(ch) })
+}
+
+func (b *blocker) wait() {
+	b.mu.Lock()
+	ch := b.ch
+	b.mu.Unlock()
+	<-ch
+}
+
 func TestHookTimeoutIgnoredLetsMessageThrough(t *testing.T) {
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	var release blocker
 	slow := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {
 		if strings.Contains(ev.Message.Data, "slow") {
-			<-release // ignores its deadline on purpose
+			release.wait() // ignores its deadline on purpose
 			drop := "dropped late"
 			return &realtime.MessageReceivedResult{Data: &drop}, nil
 		}
 		return nil, nil
 	})
 	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		release.arm(t)
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))
@@ -78,15 +101,15 @@ func TestHookTimeoutIgnoredLetsMessageThrough(t *testing.T) {
 }
 
 func TestHookTimeoutRefusedWith4200(t *testing.T) {
-	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	var release blocker
 	slow := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {
 		if strings.Contains(ev.Message.Data, "slow") {
-			<-release
+			release.wait()
 		}
 		return nil, nil
 	})
 	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		release.arm(t)
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
 		jerry := srv.Login(t, id("Jerry"))

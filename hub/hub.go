@@ -9,24 +9,43 @@
 //	h, _ := hub.New(st, &hub.Config{AppID: "my-app"})
 //	r := chi.NewRouter()
 //	r.Mount("/im", h)
-//	// JS SDK: new Realtime({appId: 'my-app', appKey: '...', server: 'https://host/im'})
+//	// JS SDK 5.x: new Realtime({appId: 'my-app', appKey: '...', server: 'https://host/im'})
+//
+// With net/http alone, mux.Handle("/im/", h) works too: the hub finds its
+// routes under whatever prefix it is mounted at.
 //
 // Endpoints under the mount prefix: GET /v1/route (the SDK's router), the
 // websocket (any path, on an Upgrade request; the router answers with
-// {prefix}/ws), and GET /1.1/rtm/notifications (the SDK's reconnect call).
+// {prefix}/ws), GET /1.1/rtm/notifications (the SDK's reconnect call) and
+// POST/DELETE /1.1/rtm/devices (push devices).
 //
-// Concurrency: each socket has one read goroutine (the ServeHTTP call) and
-// one writer goroutine draining a bounded queue; a socket whose queue fills
-// up is closed as a slow consumer. Commands of one socket are handled in
-// order. Shutdown closes every socket (after a goaway) and returns when all
-// goroutines the hub started are gone.
+// # One engine
+//
+// Every change to a conversation — a message, an edit or recall, a member
+// change, an update, a cursor move — goes through one engine operation,
+// whether a websocket command, the Go API (Hub.Send, Hub.CreateConversation,
+// Hub.AddMembers, ...) or another node asks for it: the same checks, hooks,
+// store writes, cache updates and notifications. The store is the truth and
+// the hub caches what it reads, so write through the Hub, never to the Store
+// behind it: Hub.Store hands out a read-only view for that reason.
+//
+// # Concurrency
+//
+// Each socket has one read goroutine and, while it has frames to send, one
+// writer; a socket whose outbound queue fills up is closed as a slow
+// consumer. Operations on one conversation run in order in its lane
+// (hooks, store writes, deliveries); different conversations run
+// concurrently, so a slow hook delays only its conversation. Messages are
+// group-committed: many in one store transaction, each acknowledged only
+// after it is durable. Client acks and reads are coalesced in memory and
+// written in batches. Shutdown closes every socket (after a goaway), lets
+// queued work finish and returns when every goroutine the hub started is
+// gone.
 package hub
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -48,26 +67,33 @@ type Hub struct {
 	hooks   hookSet
 	handler http.Handler
 	tokens  tokenSigner
-	convs   *convCache
-	rooms   *rooms
+	nonces  *nonceCache
+
+	eng   *engine
+	reg   *registry
+	rooms *rooms
+	tasks *taskPool
+	push  pushPipeline
 	// noWill remembers clients known to have no will message, so that a
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the
 	// store once again).
 	noWill clientSet
-	nonces *nonceCache
 
-	ctx    context.Context // cancelled by Shutdown
+	ctx    context.Context // cancelled by Shutdown, last
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the hub starts
 
-	mu      sync.RWMutex
-	clients map[string]map[*session]struct{} // live sessions by client id
-	conns   map[*conn]struct{}
-	closing bool
-
-	pushq pushQueue
+	mu           sync.RWMutex
+	conns        map[*conn]struct{}
+	closing      bool
+	shutdownOnce sync.Once
+	shutdownDone chan struct{}
+	shutdownErr  error
 }
+
+// taskPoolSize bounds the store-reading requests served at once.
+const taskPoolSize = 256
 
 // New returns a Hub serving st. cfg may be nil.
 func New(st realtime.Store, cfg *Config) (*Hub, error) {
@@ -79,15 +105,15 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{
-		store:   st,
-		cfg:     c,
-		log:     c.Logger,
-		clients: make(map[string]map[*session]struct{}),
-		conns:   make(map[*conn]struct{}),
-		convs:   newConvCache(),
-		rooms:   newRooms(),
-		noWill:  clientSet{max: 100_000},
-		nonces:  newNonceCache(),
+		store:        st,
+		cfg:          c,
+		log:          c.Logger,
+		conns:        make(map[*conn]struct{}),
+		reg:          newRegistry(),
+		rooms:        newRooms(),
+		noWill:       clientSet{max: 100_000},
+		nonces:       newNonceCache(),
+		shutdownDone: make(chan struct{}),
 	}
 	h.devices = c.DeviceStore
 	if h.devices == nil {
@@ -115,8 +141,13 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 	h.tokens = tokenSigner{key: secret}
 	h.hooks = collectHooks(c.Hooks)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.tasks = newTaskPool(h, taskPoolSize)
+	h.eng = newEngine(h)
+	h.eng.start()
 	h.handler = h.routes()
 	h.startPush()
+	h.wg.Add(1)
+	go h.keeper()
 	return h, nil
 }
 
@@ -125,11 +156,28 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.handler.ServeHTTP(w, r)
 }
 
-// Shutdown sends goaway to every socket, closes them, stops background
-// work and waits for every goroutine of the hub to return, or for ctx. It is
-// safe to call more than once. Clients' will messages are not sent for a
-// shutdown. The Store is not closed.
+// Shutdown sends goaway to every socket and closes them, lets the work
+// already queued finish (messages being stored are acknowledged, cursor
+// moves written, pushes enqueued), stops background work and waits for
+// every goroutine of the hub to return, or for ctx. It is safe to call more
+// than once. Clients' will messages are not sent for a shutdown. The Store
+// is not closed.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	h.shutdownOnce.Do(func() {
+		go func() {
+			h.shutdownErr = h.shutdown(ctx)
+			close(h.shutdownDone)
+		}()
+	})
+	select {
+	case <-h.shutdownDone:
+		return h.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *Hub) shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
 	conns := make([]*conn, 0, len(h.conns))
@@ -141,6 +189,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.sendCmd(&wire.GenericCommand{Cmd: wire.CommandType_goaway.Enum(), Service: proto.Int32(2), ServerTs: proto.Int64(h.nowMs())})
 		c.closeWith(1001, "server shutting down", closeShutdown)
 	}
+	err := h.eng.drain(ctx)
+	err = errors.Join(err, h.eng.stop(ctx))
+	h.stopPush(ctx)
 	h.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -149,10 +200,16 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = errors.Join(err, ctx.Err())
 	}
+	return err
+}
+
+func (h *Hub) isClosing() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closing
 }
 
 func (h *Hub) now() time.Time { return h.cfg.Clock() }
@@ -175,60 +232,5 @@ func (h *Hub) goOwned(f func()) {
 	}()
 }
 
-// sessionsOf returns the live sessions of a client.
-func (h *Hub) sessionsOf(clientID string) []*session {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	set := h.clients[clientID]
-	out := make([]*session, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	return out
-}
-
-// sessionsOfAll returns the live sessions of several clients.
-func (h *Hub) sessionsOfAll(clientIDs []string) []*session {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	var out []*session
-	for _, id := range clientIDs {
-		for s := range h.clients[id] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// online reports whether a client has a live session on this hub.
-func (h *Hub) online(clientID string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.clients[clientID]) > 0
-}
-
 // Online reports whether clientID has at least one live session.
-func (h *Hub) Online(clientID string) bool { return h.online(clientID) }
-
-// isMember reports whether clientID may send to conv: a member, or for a
-// chat room, a client that joined it.
-func (h *Hub) isMember(conv *realtime.Conversation, clientID string) bool {
-	if conv.Transient {
-		return h.rooms.has(conv.ID, clientID)
-	}
-	return conv.HasMember(clientID)
-}
-
-// recipients are the members a message from `from` goes to.
-func (h *Hub) recipients(conv *realtime.Conversation, from string) []string {
-	if conv.Transient {
-		return without(h.rooms.list(conv.ID), from)
-	}
-	return without(conv.Members, from)
-}
-
-func deriveKey(secret, purpose string) []byte {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
-}
+func (h *Hub) Online(clientID string) bool { return h.reg.online(clientID) }

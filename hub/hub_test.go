@@ -318,3 +318,30 @@ func TestOversizeFrameClosesWithTooBig(t *testing.T) {
 		t.Fatalf("close status = %v", got)
 	}
 }
+
+// Logins run off the read loop, but a client's commands sent right after
+// its open (without waiting for the reply, or racing with other clients'
+// logins on the same socket, as the SDK does after a reconnect) see the
+// session.
+func TestCommandsRightAfterOpenSeeTheSession(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		c, err := lcclient.Dial(ctx, srv.WebsocketURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		c.AppID = srv.AppID
+		for _, who := range []string{"Tom", "Jerry"} {
+			if err := c.Send(ctx, &wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_open.Enum(),
+				AppId: proto.String(srv.AppID), PeerId: proto.String(id(who)), SessionMessage: &wire.SessionCommand{}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_start.Enum(),
+			PeerId: proto.String(id("Jerry")), ConvMessage: &wire.ConvCommand{M: []string{id("Tom")}}})
+		if err != nil || res.GetConvMessage().GetCid() == "" {
+			t.Fatalf("conv start right after open: %v, %v", res, err)
+		}
+	}, nil)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -212,14 +213,19 @@ func TestPushContentPriorityAndExclusions(t *testing.T) {
 		r = send("typing", "", true)
 		rec.none(t, kateTok, r.ID, "transient message")
 
-		// Malformed pushData falls back to the template; the message is
-		// still delivered (checked in send) and stored.
-		r = send("bad push data", `not json`, false)
+		// Malformed pushData is refused (4410) and nothing is stored or
+		// delivered; the template serves messages without pushData.
+		_, err := tom.SendDirect(ctx, &wire.DirectCommand{Cid: proto.String(cid), Msg: proto.String(text("bad push data")),
+			Dt: proto.String(id("bad push data")), PushData: proto.String(`not json`)})
+		if !errors.Is(err, realtime.ErrInvalidMessage) {
+			t.Fatalf("send with malformed pushData: %v, want 4410", err)
+		}
+		r = send("plain", "", false)
 		n = rec.waitMsg(t, kateTok, r.ID)
 		jsonEq(t, n.Payload, fmt.Sprintf(`{"alert":"New message from %s in %s","badge":2}`, id("Tom"), cid))
-		logs, err := tom.History(ctx, &wire.LogsCommand{Cid: proto.String(cid), L: proto.Int32(1)})
-		if err != nil || len(logs) != 1 || logs[0].GetMsgId() != r.ID {
-			t.Fatalf("message with bad pushData not stored: %v, %v", logs, err)
+		logs, err := tom.History(ctx, &wire.LogsCommand{Cid: proto.String(cid), L: proto.Int32(2)})
+		if err != nil || len(logs) != 2 || logs[1].GetMsgId() != r.ID || strings.Contains(logs[0].GetData(), "bad push data") {
+			t.Fatalf("history after a refused send: %v, %v", logs, err)
 		}
 		if len(rec.to(kateTok)) != 3 {
 			t.Fatalf("Kate's device got %d pushes, want 3", len(rec.to(kateTok)))

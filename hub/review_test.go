@@ -45,8 +45,8 @@ func TestSignedJoinAndQuitSignTheClientItself(t *testing.T) {
 			Signature: sig(hub.LoginSignatureMessage("app", id("Tom"), ts, loginNonce)), Timestamp: ts, Nonce: loginNonce}); err != nil {
 			t.Fatal(err)
 		}
-		// A conversation Tom is not in (created through the store).
-		conv, _, err := srv.Hub.Store().CreateConversation(ctx, &realtime.Conversation{Creator: id("Jerry"), Members: []string{id("Jerry")}})
+		// A conversation Tom is not in.
+		conv, _, err := srv.Hub.CreateConversation(ctx, &realtime.Conversation{Creator: id("Jerry"), Members: []string{id("Jerry")}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,33 +75,8 @@ func (r *rooms) list(convID string) []string {
 	return out
 }
 
-// clientSet is a bounded set of client ids (used to remember clients known
-// to have no will message). When full it starts over: forgetting only
-// costs one store read per client.
-type clientSet struct {
-	mu  sync.Mutex
-	m   map[string]struct{}
-	max int
-}
-
-func (c *clientSet) known(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.m[id]
-	return ok
-}
-
-func (c *clientSet) remember(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[string]struct{})
-	}
-	c.m[id] = struct{}{}
-}
-
-func (c *clientSet) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, id)
+func (r *rooms) count(convID string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.members[convID])
 }

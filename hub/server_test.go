@@ -14,11 +14,14 @@ import (
 // testServer is a hub on an httptest.Server whose clients speak the
 // protocol at the wire level (lcclient), for tests that look at commands
 // and fields the domain-typed hubtest client does not expose.
-type testServer struct{ *hubtest.Server }
+type testServer struct {
+	*hubtest.Server
+	store realtime.Store // the store behind the hub, for checks the hub's read-only view does not offer
+}
 
 func newServer(t testing.TB, st realtime.Store, cfg *hub.Config) *testServer {
 	t.Helper()
-	return &testServer{hubtest.NewServer(t, st, cfg)}
+	return &testServer{hubtest.NewServer(t, st, cfg), st}
 }
 
 // Login dials a socket and opens a session for clientID; the socket is

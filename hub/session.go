@@ -2,13 +2,8 @@ package hub
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -21,18 +16,15 @@ import (
 
 // configBitmap bits a client sends at session open.
 const (
-	bitPatchMessage       = 1
-	bitTempConv           = 2
-	bitAutoBindDevice     = 4
-	bitTransientAck       = 8
-	bitKeepNotification   = 16
-	bitPartialFailedMsg   = 32
-	bitGroupReceipts      = 64
-	bitOmitPeerID         = 128
-	maxClientIDLen        = 64
-	unreadNotifyMaxConvs  = 1000
-	pushSyncPerConvLimit  = 20
-	patchReplayMaxPatches = 1000
+	bitPatchMessage     = 1
+	bitTempConv         = 2
+	bitAutoBindDevice   = 4
+	bitTransientAck     = 8
+	bitKeepNotification = 16
+	bitPartialFailedMsg = 32
+	bitGroupReceipts    = 64
+	bitOmitPeerID       = 128
+	maxClientIDLen      = 64
 )
 
 // session is one client id logged in on one socket.
@@ -45,12 +37,26 @@ type session struct {
 	token    string // device push token bound at open
 	openedAt time.Time
 	limiter  *tokenBucket
+	// peerless is set once the client sent a command without peerId: the
+	// SDK does that only for the first client of its Realtime (it set
+	// bit 128 and routes pushes without peerId to that client), so pushes
+	// to it may go without peerId too while it is alone on its socket.
+	peerless atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
 }
 
 func (s *session) groupReceipts() bool { return s.bitmap&bitGroupReceipts != 0 }
+
+// mayOmitPeerID reports whether pushes to s can go without peerId, so that
+// a fan-out shares one frame among such sessions: the SDK routes
+// peerId-less pushes to the first client its Realtime ever created, which
+// is the client that sends commands without peerId (bit 128 alone does not
+// say which client that is), and s is the only client on its socket.
+func (s *session) mayOmitPeerID() bool {
+	return s.peerless.Load() && s.bitmap&bitOmitPeerID != 0 && s.c.sessionCount() == 1
+}
 
 // push sends a server-initiated command to this session.
 func (s *session) push(cmd *wire.GenericCommand) {
@@ -75,29 +81,44 @@ func validClientID(id string) bool {
 func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 	switch req.GetOp() {
 	case wire.OpType_open:
-		h.openSession(c, req)
+		// Authentication (an Authenticator may call the app's own
+		// services) and the login sync read the store: off the read loop.
+		// The client's next commands wait for it (conn.waitOpening).
+		if !c.begin() {
+			return
+		}
+		opened := c.startOpening(req.GetPeerId())
+		h.tasks.goTask(func() {
+			defer c.end()
+			h.openSession(c, req, opened)
+		})
 	case wire.OpType_close:
 		s := c.session(req.GetPeerId())
 		if s == nil {
 			c.sendError(req, realtime.ErrSessionRequired)
 			return
 		}
-		if err := h.store.ClearWill(h.ctx, s.clientID); err != nil {
-			h.log.Error("clear will", append(s.logAttrs(), "err", err)...)
-		} else {
-			h.noWill.remember(s.clientID)
+		if !c.begin() {
+			return
 		}
-		c.removeSession(s)
-		h.endSession(s, "logout", false)
-		c.reply(req, &wire.GenericCommand{Op: wire.OpType_closed.Enum(), SessionMessage: &wire.SessionCommand{}})
+		h.tasks.goTask(func() {
+			defer c.end()
+			h.logout(s)
+			c.reply(req, &wire.GenericCommand{Op: wire.OpType_closed.Enum(), SessionMessage: &wire.SessionCommand{}})
+		})
 	case wire.OpType_query:
 		if c.session(req.GetPeerId()) == nil {
 			c.sendError(req, realtime.ErrSessionRequired)
 			return
 		}
+		ids := req.GetSessionMessage().GetSessionPeerIds()
+		if len(ids) > maxQueryIDs {
+			c.sendError(req, realtime.ErrInvalidCommand.WithDetail("at most %d client ids", maxQueryIDs))
+			return
+		}
 		var online []string
-		for _, id := range req.GetSessionMessage().GetSessionPeerIds() {
-			if h.online(id) {
+		for _, id := range ids {
+			if h.reg.online(id) {
 				online = append(online, id)
 			}
 		}
@@ -109,16 +130,32 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 			c.sendError(req, realtime.ErrSessionRequired)
 			return
 		}
-		c.reply(req, &wire.GenericCommand{Op: wire.OpType_refreshed.Enum(), SessionMessage: &wire.SessionCommand{
-			St:    proto.String(h.tokens.issue(s.clientID, s.tag, s.deviceID, h.now().Add(h.cfg.SessionTokenTTL))),
-			StTtl: proto.Int32(int32(h.cfg.SessionTokenTTL / time.Second)),
-		}})
+		c.reply(req, &wire.GenericCommand{Op: wire.OpType_refreshed.Enum(), SessionMessage: h.tokenFields(s)})
 	default:
 		c.sendError(req, realtime.ErrInvalidCommand.WithDetail("unsupported session op %s", req.GetOp()))
 	}
 }
 
-func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
+// maxQueryIDs bounds the client ids of one online-status query.
+const maxQueryIDs = 500
+
+// logout ends a session at the client's request: its will is dropped and
+// its device token unbound.
+func (h *Hub) logout(s *session) {
+	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+	defer cancel()
+	if err := h.store.ClearWill(ctx, s.clientID); err != nil {
+		h.log.Error("clear will", append(s.logAttrs(), "err", err)...)
+	} else {
+		h.noWill.remember(s.clientID)
+	}
+	s.c.removeSession(s)
+	h.endSession(s, "logout", false)
+}
+
+func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
+	once := sync.OnceFunc(opened)
+	defer once()
 	sm := req.GetSessionMessage()
 	clientID := req.GetPeerId()
 	if h.cfg.AppID != "" && req.GetAppId() != h.cfg.AppID {
@@ -177,13 +214,13 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 	// Conflicts are decided and the session registered under one lock, so
 	// two racing logins with one <clientId, tag> cannot both stay.
 	var kicked, replaced []*session
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
+	if h.isClosing() {
 		c.sendError(req, realtime.ErrAppNotAvailable.WithDetail("server shutting down"))
 		return
 	}
-	for o := range h.clients[clientID] {
+	r := h.reg
+	r.mu.Lock()
+	for o := range r.clients[clientID] {
 		if o.c == c {
 			continue
 		}
@@ -200,7 +237,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 				continue
 			}
 			if !tokenOK || o.tag == tag {
-				h.mu.Unlock()
+				r.mu.Unlock()
 				c.sendError(req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
 				return
 			}
@@ -211,17 +248,11 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 	for _, o := range append(kicked, replaced...) {
 		h.unregisterLocked(o)
 	}
-	set := h.clients[clientID]
-	if set == nil {
-		set = make(map[*session]struct{})
-		h.clients[clientID] = set
-	}
-	set[s] = struct{}{}
-	// On the socket before h.mu is released: a conflicting login elsewhere
-	// that kicks s right after must find it there to remove it.
+	r.addLocked(s)
+	// On the socket before the lock is released: a conflicting login
+	// elsewhere that kicks s right after must find it there to remove it.
 	c.addSession(s)
-	h.mu.Unlock()
-	c.loggedIn.Store(true)
+	r.mu.Unlock()
 
 	for _, o := range kicked {
 		o.push(&wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_closed.Enum(),
@@ -240,6 +271,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 	}
 
 	h.replyOpened(c, req, s)
+	once() // the client's next commands may go on; the sync follows
 	if s.token != "" && s.bitmap&bitAutoBindDevice != 0 {
 		h.bindDevice(s)
 	}
@@ -247,78 +279,37 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand) {
 	h.runClientHook(true, &realtime.ClientEvent{ClientID: clientID, Tag: tag, DeviceID: deviceID})
 }
 
+// tokenFields are the session token fields of opened and refreshed.
+func (h *Hub) tokenFields(s *session) *wire.SessionCommand {
+	now := h.now()
+	return &wire.SessionCommand{
+		St:    proto.String(h.tokens.issue(s.clientID, s.tag, s.deviceID, now, now.Add(h.cfg.SessionTokenTTL))),
+		StTtl: proto.Int32(int32(h.cfg.SessionTokenTTL / time.Second)),
+	}
+}
+
 func (h *Hub) replyOpened(c *conn, req *wire.GenericCommand, s *session) {
 	c.reply(req, &wire.GenericCommand{
-		Op:     wire.OpType_opened.Enum(),
-		PeerId: proto.String(s.clientID),
-		SessionMessage: &wire.SessionCommand{
-			St:    proto.String(h.tokens.issue(s.clientID, s.tag, s.deviceID, h.now().Add(h.cfg.SessionTokenTTL))),
-			StTtl: proto.Int32(int32(h.cfg.SessionTokenTTL / time.Second)),
-		},
+		Op:             wire.OpType_opened.Enum(),
+		PeerId:         proto.String(s.clientID),
+		SessionMessage: h.tokenFields(s),
 	})
-}
-
-// afterLogin sends what a client missed: unread counts (or, for clients
-// that asked for push-style sync, the missed messages) and patches.
-func (h *Hub) afterLogin(s *session, sm *wire.SessionCommand, reconnect bool) {
-	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	defer cancel()
-	since := int64(0)
-	if reconnect {
-		since = sm.GetLastUnreadNotifTime()
-	}
-	tuples, err := h.store.Unread(ctx, s.clientID, since, unreadNotifyMaxConvs)
-	if err != nil {
-		h.log.Error("unread on login", append(s.logAttrs(), "err", err)...)
-	} else if len(tuples) > 0 {
-		if s.wantsPushSync() {
-			h.pushMissedMessages(ctx, s, tuples)
-		} else {
-			s.push(unreadCommand(tuples, h.nowMs()))
-		}
-	}
-	if lp := sm.GetLastPatchTime(); lp > 0 {
-		h.replayPatches(ctx, s, lp)
-	}
-}
-
-func unreadCommand(tuples []realtime.UnreadTuple, notifTime int64) *wire.GenericCommand {
-	convs := make([]*wire.UnreadTuple, 0, len(tuples))
-	for _, t := range tuples {
-		u := &wire.UnreadTuple{Cid: proto.String(t.ConvID), Unread: proto.Int32(int32(t.Unread)), Mentioned: proto.Bool(t.Mentioned)}
-		if m := t.Last; m != nil {
-			u.Mid = proto.String(m.ID)
-			u.Timestamp = proto.Int64(m.Timestamp)
-			u.From = proto.String(m.From)
-			if m.Binary != nil {
-				u.BinaryMsg = m.Binary
-			} else {
-				u.Data = proto.String(m.Data)
-			}
-			if m.PatchTimestamp > 0 {
-				u.PatchTimestamp = proto.Int64(m.PatchTimestamp)
-			}
-		}
-		convs = append(convs, u)
-	}
-	return &wire.GenericCommand{Cmd: wire.CommandType_unread.Enum(),
-		UnreadMessage: &wire.UnreadCommand{Convs: convs, NotifTime: proto.Int64(notifTime)}}
 }
 
 // endSession removes a session from the hub's registry and runs what a
 // session end implies. unexpected is true for drops (no logout): the
 // client's will message is then sent if this was its last live session.
 func (h *Hub) endSession(s *session, reason string, unexpected bool) {
-	h.mu.Lock()
+	h.reg.mu.Lock()
 	registered := h.unregisterLocked(s)
-	h.mu.Unlock()
+	h.reg.mu.Unlock()
 	if !registered {
 		return
 	}
 	h.afterSessionEnd(s, reason, unexpected)
 }
 
-// unregisterLocked removes s from the registry; h.mu must be held. It
+// unregisterLocked removes s from the registry; h.reg.mu must be held. It
 // reports whether s was registered.
 func (h *Hub) unregisterLocked(s *session) bool {
 	s.mu.Lock()
@@ -328,64 +319,18 @@ func (h *Hub) unregisterLocked(s *session) bool {
 	if already {
 		return false
 	}
-	set := h.clients[s.clientID]
-	delete(set, s)
-	if len(set) == 0 {
-		delete(h.clients, s.clientID)
-	}
-	return true
+	return h.reg.removeLocked(s)
 }
 
 func (h *Hub) afterSessionEnd(s *session, reason string, unexpected bool) {
 	if reason == "logout" && s.token != "" {
 		h.unbindDevice(s)
 	}
-	if !h.online(s.clientID) {
+	if !h.reg.online(s.clientID) {
 		h.rooms.leaveAll(s.clientID)
 		if unexpected {
 			h.sendWill(s.clientID)
 		}
 	}
 	h.runClientHook(false, &realtime.ClientEvent{ClientID: s.clientID, Tag: s.tag, DeviceID: s.deviceID, Reason: reason})
-}
-
-// tokenSigner issues and verifies stateless session tokens: an HMAC over
-// the client id, tag, device id and expiry.
-type tokenSigner struct{ key []byte }
-
-type sessionToken struct {
-	Client string `json:"c"`
-	Tag    string `json:"t,omitempty"`
-	Device string `json:"d,omitempty"`
-	Expiry int64  `json:"e"`
-}
-
-var errBadToken = errors.New("bad session token")
-
-func (t tokenSigner) mac(payload string) string {
-	m := hmac.New(sha256.New, t.key)
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
-}
-
-func (t tokenSigner) issue(client, tag, device string, expiry time.Time) string {
-	b, _ := json.Marshal(sessionToken{Client: client, Tag: tag, Device: device, Expiry: expiry.Unix()})
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + t.mac(payload)
-}
-
-func (t tokenSigner) verify(token, client string, now time.Time) (*sessionToken, error) {
-	payload, mac, ok := strings.Cut(token, ".")
-	if !ok || !hmac.Equal([]byte(mac), []byte(t.mac(payload))) {
-		return nil, errBadToken
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil, errBadToken
-	}
-	var st sessionToken
-	if json.Unmarshal(b, &st) != nil || st.Client != client || now.Unix() > st.Expiry {
-		return nil, errBadToken
-	}
-	return &st, nil
 }

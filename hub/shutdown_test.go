@@ -45,7 +45,7 @@ func TestShutdownSendsGoawayClosesSocketsAndKeepsWills(t *testing.T) {
 		}
 		// A shutdown is not the client going away: its will stays for the
 		// next time it really drops.
-		w, err := srv.Hub.Store().TakeWill(ctx, id("Tom"))
+		w, err := srv.store.TakeWill(ctx, id("Tom"))
 		if err != nil || w == nil {
 			t.Fatalf("will after shutdown = %v, %v", w, err)
 		}

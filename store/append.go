@@ -16,12 +16,14 @@ import (
 	"github.com/leanhub/realtime"
 )
 
-// appendReq is one AppendMessages call waiting for the writer.
+// appendReq is one AppendMessages or UpdateCursors call waiting for the
+// writer.
 type appendReq struct {
-	msgs []*realtime.Message     // validated copies; nil entries failed validation
-	res  []realtime.AppendResult // filled by the writer
-	err  error                   // infrastructure failure of the whole call
-	done chan struct{}
+	msgs    []*realtime.Message     // validated copies; nil entries failed validation
+	cursors []realtime.Cursor       // validated cursor moves
+	res     []realtime.AppendResult // filled by the writer
+	err     error                   // infrastructure failure of the whole call
+	done    chan struct{}
 }
 
 // AppendMessages implements realtime.Store with group commit: the call is
@@ -59,29 +61,59 @@ func (s *SQL) AppendMessages(ctx context.Context, msgs []*realtime.Message) ([]r
 	if valid == 0 {
 		return req.res, nil
 	}
+	if err := s.enqueue(ctx, req); err != nil {
+		return nil, err
+	}
+	return req.res, nil
+}
+
+// UpdateCursors implements realtime.Store. The moves are written by the
+// append writer, in the transaction of the next batch (with the messages
+// queued with them, if any), as one multi-row UPDATE: several moves of
+// one cursor in a batch become one (the furthest). Malformed ids are
+// ignored like non-members.
+func (s *SQL) UpdateCursors(ctx context.Context, cursors []realtime.Cursor) error {
+	req := &appendReq{done: make(chan struct{})}
+	for _, c := range cursors {
+		if !validID(c.ConvID) || !validClientID(c.ClientID) || (c.DeliveredAt <= 0 && c.ReadSeq <= 0) {
+			continue
+		}
+		if c.ReadSeq > 0 && (!validText(c.ReadMessageID) || len(c.ReadMessageID) > 64) {
+			c.ReadSeq, c.ReadAt, c.ReadMessageID = 0, 0, ""
+			if c.DeliveredAt <= 0 {
+				continue
+			}
+		}
+		req.cursors = append(req.cursors, c)
+	}
+	if len(req.cursors) == 0 {
+		return nil
+	}
+	return s.enqueue(ctx, req)
+}
+
+// enqueue hands req to the writer and waits for its answer.
+func (s *SQL) enqueue(ctx context.Context, req *appendReq) error {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
 		s.mu.RUnlock()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	s.mu.RUnlock()
 	select {
 	case <-req.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	if req.err != nil {
-		return nil, req.err
-	}
-	return req.res, nil
+	return req.err
 }
 
 func (s *SQL) checkMessage(m *realtime.Message) error {
@@ -132,6 +164,9 @@ func (s *SQL) writer() {
 				if m != nil {
 					n++
 				}
+			}
+			if len(r.cursors) > 0 {
+				n++
 			}
 		}
 		select {
@@ -194,24 +229,27 @@ type item struct {
 // AppendMessages calls in progress just before it answered.
 func (s *SQL) commit(batch []*appendReq) int {
 	var items []item
+	var cursors []realtime.Cursor
 	for _, r := range batch {
 		for i, m := range r.msgs {
 			if m != nil {
 				items = append(items, item{r, i, m})
 			}
 		}
+		cursors = append(cursors, r.cursors...)
 	}
+	moves := coalesceCursors(cursors)
 	ctx := context.Background()
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		var results []realtime.AppendResult
 		switch {
 		case attempt == 0:
-			results, err = s.writeBatchOptimistic(ctx, items)
+			results, err = s.writeBatchOptimistic(ctx, items, moves)
 		case s.pg:
-			results, err = s.writeBatchLocked(ctx, items)
+			results, err = s.writeBatchLocked(ctx, items, moves)
 		default:
-			results, err = s.writeBatchSQLite(ctx, items)
+			results, err = s.writeBatchSQLite(ctx, items, moves)
 		}
 		if err == nil {
 			s.batches.Add(1)
@@ -244,7 +282,7 @@ func (s *SQL) commit(batch []*appendReq) int {
 // they depend on (retried sends included): the store's writes are
 // serialized in-process and BEGIN IMMEDIATE excludes other writers, so
 // what the lookup reads cannot change before the writes.
-func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+func (s *SQL) writeBatchSQLite(ctx context.Context, items []item, moves map[cursorKey]cursorMove) ([]realtime.AppendResult, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var results []realtime.AppendResult
@@ -256,7 +294,7 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 			return err
 		}
 		var p *batchPlan
-		results, p = s.plan(v, items)
+		results, p = s.plan(v, items, moves)
 		if p == nil {
 			return nil
 		}
@@ -281,7 +319,7 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item) ([]realtime.Ap
 // the cache knows everything, else two (an autocommit lookup, then the
 // writes as one multi-statement query, which PostgreSQL runs as one
 // implicit transaction). On SQLite it is one transaction of the writer.
-func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item, moves map[cursorKey]cursorMove) ([]realtime.AppendResult, error) {
 	v := newBatchView()
 	var r reads
 	for _, id := range batchConvIDs(items) {
@@ -304,7 +342,7 @@ func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item) ([]realtim
 			return err
 		}
 		var p *batchPlan
-		results, p = s.plan(v, items)
+		results, p = s.plan(v, items, moves)
 		if p == nil {
 			return nil
 		}
@@ -369,13 +407,15 @@ func (c *headCache) forget(v *batchView) {
 // so other processes' appends to them wait, then reads everything (retried
 // sends included) and writes like writeBatchOptimistic, whose checks then
 // always pass.
-func (s *SQL) writeBatchLocked(ctx context.Context, items []item) ([]realtime.AppendResult, error) {
+func (s *SQL) writeBatchLocked(ctx context.Context, items []item, moves map[cursorKey]cursorMove) ([]realtime.AppendResult, error) {
 	var results []realtime.AppendResult
 	var v *batchView
 	err := s.w.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if _, err := tx.NewRaw("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE",
-			bun.In(batchConvIDs(items))).Exec(ctx); err != nil {
-			return fmt.Errorf("lock conversations: %w", err)
+		if ids := batchConvIDs(items); len(ids) > 0 {
+			if _, err := tx.NewRaw("SELECT 1 FROM conversations WHERE id IN (?) ORDER BY id FOR UPDATE",
+				bun.In(ids)).Exec(ctx); err != nil {
+				return fmt.Errorf("lock conversations: %w", err)
+			}
 		}
 		var err error
 		v, err = s.lookup(ctx, tx, items)
@@ -383,7 +423,7 @@ func (s *SQL) writeBatchLocked(ctx context.Context, items []item) ([]realtime.Ap
 			return err
 		}
 		var p *batchPlan
-		results, p = s.plan(v, items)
+		results, p = s.plan(v, items, moves)
 		if p == nil {
 			return nil
 		}
@@ -573,12 +613,41 @@ type batchPlan struct {
 	convs    []*convState // changed ones, in id order
 	senders  map[cursorKey]senderCursor
 	mentions map[cursorKey]int64
+	moves    map[cursorKey]cursorMove // UpdateCursors calls of the batch
+}
+
+// cursorMove is where UpdateCursors moves one member's cursors (0: not
+// that cursor).
+type cursorMove struct {
+	delivered int64
+	readSeq   int64
+	readTS    int64
+	readMID   string
+}
+
+// coalesceCursors keeps the furthest move of each cursor; moving the read
+// cursor moves the delivered one to at least the same message.
+func coalesceCursors(cs []realtime.Cursor) map[cursorKey]cursorMove {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make(map[cursorKey]cursorMove, len(cs))
+	for _, c := range cs {
+		k := cursorKey{c.ConvID, c.ClientID}
+		m := out[k]
+		m.delivered = max(m.delivered, c.DeliveredAt, c.ReadAt)
+		if c.ReadSeq > m.readSeq {
+			m.readSeq, m.readTS, m.readMID = c.ReadSeq, c.ReadAt, c.ReadMessageID
+		}
+		out[k] = m
+	}
+	return out
 }
 
 // plan decides the fate of every item from v: per-message errors,
 // duplicates, and ids, seqs and timestamps of the messages to store. The
 // plan is nil when nothing is to be written.
-func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchPlan) {
+func (s *SQL) plan(v *batchView, items []item, moves map[cursorKey]cursorMove) ([]realtime.AppendResult, *batchPlan) {
 	results := make([]realtime.AppendResult, len(items))
 	now := s.clock()
 	nowMs := now.UnixMilli()
@@ -586,6 +655,7 @@ func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchP
 		inserts:  make([]msgRow, 0, len(items)),
 		senders:  map[cursorKey]senderCursor{},
 		mentions: map[cursorKey]int64{},
+		moves:    moves,
 	}
 	batchFirst := map[dedupKey]int{} // first item of the batch with that key
 	for k, it := range items {
@@ -610,7 +680,7 @@ func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchP
 				continue
 			}
 		}
-		if !c.row.Transient && !v.member[cursorKey{m.ConvID, m.From}] {
+		if !c.row.Transient && !m.System && !v.member[cursorKey{m.ConvID, m.From}] {
 			results[k].Err = realtime.ErrInvalidTarget.WithDetail("%s is not a member of the conversation", m.From)
 			continue
 		}
@@ -636,7 +706,9 @@ func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchP
 			MentionAll: out.MentionAll, MentionPids: encodePids(out.MentionPids), Receipt: out.Receipt,
 		})
 		if !c.row.Transient {
-			p.senders[cursorKey{m.ConvID, m.From}] = senderCursor{out.Seq, out.Timestamp, out.ID}
+			if !m.System {
+				p.senders[cursorKey{m.ConvID, m.From}] = senderCursor{out.Seq, out.Timestamp, out.ID}
+			}
 			for _, pid := range out.MentionPids {
 				if pid != m.From {
 					p.mentions[cursorKey{m.ConvID, pid}] = out.Seq
@@ -644,7 +716,7 @@ func (s *SQL) plan(v *batchView, items []item) ([]realtime.AppendResult, *batchP
 			}
 		}
 	}
-	if len(p.inserts) == 0 {
+	if len(p.inserts) == 0 && len(p.moves) == 0 {
 		return results, nil
 	}
 	slices.SortFunc(p.convs, func(a, b *convState) int { return strings.Compare(a.row.ID, b.row.ID) })
@@ -778,6 +850,34 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 		add(-1, "", "SET LOCAL random_page_cost = 1.1")
 	}
 
+	if len(p.inserts) > 0 {
+		s.appendStmts(add, p)
+	}
+	if len(p.moves) > 0 {
+		keys := sortedKeys(p.moves)
+		cs, cl, mids := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+		ds, rseqs, rtss := make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+		for i, k := range keys {
+			m := p.moves[k]
+			cs[i], cl[i], ds[i], rseqs[i], rtss[i], mids[i] = k.conv, k.client, m.delivered, m.readSeq, m.readTS, m.readMID
+		}
+		table, args := s.derivedTable([]string{"c:text", "s:text", "d:bigint", "rs:bigint", "rt:bigint", "rm:text"},
+			cs, cl, ds, rseqs, rtss, mids)
+		// In SET, members.* are the row's values before the update.
+		add(-1, "", "UPDATE members SET "+
+			"delivered_ts = CASE WHEN v.d > members.delivered_ts THEN v.d ELSE members.delivered_ts END, "+
+			"read_ts = CASE WHEN v.rs > members.read_seq THEN v.rt ELSE members.read_ts END, "+
+			"read_mid = CASE WHEN v.rs > members.read_seq THEN v.rm ELSE members.read_mid END, "+
+			"read_seq = CASE WHEN v.rs > members.read_seq THEN v.rs ELSE members.read_seq END "+
+			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s "+
+			"AND (v.d > members.delivered_ts OR v.rs > members.read_seq)", args...)
+	}
+	return stmts
+}
+
+// appendStmts adds the statements that store the plan's messages: the
+// conversation heads, the messages, the senders' cursors and the mentions.
+func (s *SQL) appendStmts(add func(rows int, what, q string, args ...any), p *batchPlan) {
 	n := len(p.convs)
 	convIDs, mids := make([]string, n), make([]string, n)
 	seq0s, seqs, tss, mentionAll := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -816,7 +916,6 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 		add(-1, "", "UPDATE members SET mention_seq = v.seq FROM "+table+
 			" WHERE members.conv_id = v.c AND members.client_id = v.s", args...)
 	}
-	return stmts
 }
 
 // insertStmt returns the multi-row INSERT of the batch's messages and its

@@ -188,12 +188,19 @@ func BenchmarkUnread(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			var reads []realtime.Cursor
 			for i, c := range convs {
 				if i%10 != 0 {
-					if _, _, err := s.MarkRead(ctx, c, "me", 0, ""); err != nil {
+					conv, err := s.GetConversation(ctx, c)
+					if err != nil {
 						b.Fatal(err)
 					}
+					reads = append(reads, realtime.Cursor{ConvID: c, ClientID: "me", ReadSeq: conv.Seq,
+						ReadAt: conv.LastMessage.Timestamp, ReadMessageID: conv.LastMessage.ID})
 				}
+			}
+			if err := s.UpdateCursors(ctx, reads); err != nil {
+				b.Fatal(err)
 			}
 			b.Logf("setup %v", time.Since(start))
 			b.ResetTimer()

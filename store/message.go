@@ -71,6 +71,9 @@ func (s *SQL) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime
 		where = append(where, "m.lctype = ?")
 		args = append(args, q.Type)
 	}
+	if q.ReceiptOnly {
+		where = append(where, "m.receipt") // the messages_receipt partial index
+	}
 	args = append(args, limit)
 	var rows []msgRow
 	if err := s.r.NewRaw("SELECT "+msgCols+" FROM messages m WHERE "+strings.Join(where, " AND ")+

@@ -99,6 +99,11 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX IF NOT EXISTS push_queue_due ON push_queue (due_at)`,
 	}},
+	{2, []string{
+		// Receipts of acks older than the hub's memory: only messages
+		// that asked for receipts are indexed.
+		`CREATE INDEX IF NOT EXISTS messages_receipt ON messages (conv_id, ts) WHERE receipt`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to.

@@ -75,7 +75,18 @@ type Options struct {
 	// ReadConns is the size of the read connection pool of a SQLite file
 	// opened by Open. Default max(4, GOMAXPROCS).
 	ReadConns int
+	// MaxConns bounds the PostgreSQL connection pool of a store opened by
+	// Open: at most that many connections are open at once (idle ones
+	// are kept up to the same number). Work beyond it waits for a
+	// connection until its context ends, so a burst never exceeds the
+	// server's max_connections (100 by default: leave room for every
+	// hub process and other clients). Default DefaultMaxConns. A store
+	// made with New uses the pool of the bun.DB it is given.
+	MaxConns int
 }
+
+// DefaultMaxConns is the default PostgreSQL pool bound (Options.MaxConns).
+const DefaultMaxConns = 16
 
 // SQL is a realtime.Store and realtime.DeviceStore on SQLite or PostgreSQL
 // through bun. Create it with Open or New; it is safe for concurrent use;
@@ -148,6 +159,13 @@ var ErrClosed = errors.New("store: closed")
 func Open(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
+		n := DefaultMaxConns
+		if opts != nil && opts.MaxConns > 0 {
+			n = opts.MaxConns
+		}
+		sqldb.SetMaxOpenConns(n)
+		sqldb.SetMaxIdleConns(n)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		db := bun.NewDB(sqldb, pgdialect.New())
 		s, err := newSQL(ctx, db, db, opts)
 		if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/uptrace/bun"
-
 	"github.com/leanhub/realtime"
 )
 
@@ -22,121 +20,10 @@ import (
 // (reading is "up to a message": sending a message marks what came before
 // as read, as LeanCloud does), and it was mentioned when mention_seq or
 // mention_all_seq is above read_seq (a member's own mention-all message
-// is never above its read cursor). Unread reads the client's memberships
+// is never above its read cursor). Cursors move through UpdateCursors
+// (append.go), written by the append writer. Unread reads the client's memberships
 // through the members_client index and joins each conversation by primary
 // key and its newest message by primary key: it never scans messages.
-
-// MarkDelivered implements realtime.Store.
-func (s *SQL) MarkDelivered(ctx context.Context, convID, clientID string, ts int64) (bool, error) {
-	if !validID(convID) || !validClientID(clientID) || ts <= 0 {
-		return false, nil
-	}
-	var lastTS int64
-	if err := s.r.NewRaw("SELECT last_ts FROM conversations WHERE id = ?", convID).Scan(ctx, &lastTS); err != nil {
-		if isNoRows(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("store: mark delivered: %w", err)
-	}
-	ts = min(ts, lastTS)
-	var moved bool
-	err := s.writeTx(ctx, func(tx bun.Tx) error {
-		res, err := tx.NewRaw("UPDATE members SET delivered_ts = ? WHERE conv_id = ? AND client_id = ? AND delivered_ts < ?",
-			ts, convID, clientID, ts).Exec(ctx)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		moved = n > 0
-		return err
-	})
-	if err != nil {
-		return false, wrapInfra("mark delivered", err)
-	}
-	return moved, nil
-}
-
-// MarkRead implements realtime.Store. The read cursor lands on the newest
-// message with a timestamp <= ts (all of them when ts is 0 or beyond the
-// newest); msgID is recorded when it names that message, else the found
-// message's id is. A non-member or unknown conversation gives (nil, false,
-// nil).
-func (s *SQL) MarkRead(ctx context.Context, convID, clientID string, ts int64, msgID string) (*realtime.Member, bool, error) {
-	if !validID(convID) || !validClientID(clientID) {
-		return nil, false, nil
-	}
-	var member *realtime.Member
-	var moved bool
-	err := s.writeTx(ctx, func(tx bun.Tx) error {
-		var conv struct {
-			Seq     int64  `bun:"seq"`
-			LastTS  int64  `bun:"last_ts"`
-			LastMID string `bun:"last_mid"`
-		}
-		if err := tx.NewRaw("SELECT seq, last_ts, last_mid FROM conversations WHERE id = ?", convID).Scan(ctx, &conv); err != nil {
-			if isNoRows(err) {
-				return nil
-			}
-			return err
-		}
-		seq, rts, mid := conv.Seq, conv.LastTS, conv.LastMID
-		if ts > 0 && ts < conv.LastTS {
-			var m struct {
-				ID  string `bun:"id"`
-				Seq int64  `bun:"seq"`
-				TS  int64  `bun:"ts"`
-			}
-			err := tx.NewRaw("SELECT id, seq, ts FROM messages WHERE conv_id = ? AND ts <= ? ORDER BY ts DESC LIMIT 1",
-				convID, ts).Scan(ctx, &m)
-			switch {
-			case isNoRows(err):
-				seq, rts, mid = 0, 0, ""
-			case err != nil:
-				return err
-			default:
-				seq, rts, mid = m.Seq, m.TS, m.ID
-			}
-		}
-		if msgID != "" && msgID != mid && validText(msgID) && seq > 0 {
-			// Only a message at the cursor's timestamp may be named.
-			var n int
-			if err := tx.NewRaw("SELECT COUNT(*) FROM messages WHERE id = ? AND conv_id = ? AND ts = ?",
-				msgID, convID, rts).Scan(ctx, &n); err != nil {
-				return err
-			}
-			if n > 0 {
-				mid = msgID
-			}
-		}
-		res, err := tx.NewRaw(`UPDATE members SET read_seq = ?, read_ts = ?, read_mid = ?,
-			delivered_ts = CASE WHEN delivered_ts < ? THEN ? ELSE delivered_ts END
-			WHERE conv_id = ? AND client_id = ? AND read_seq < ?`,
-			seq, rts, mid, rts, rts, convID, clientID, seq).Exec(ctx)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		moved = n > 0
-		var row memberRow
-		if err := tx.NewRaw("SELECT conv_id, client_id, joined_at, delivered_ts, read_ts, read_seq, read_mid, mention_seq "+
-			"FROM members WHERE conv_id = ? AND client_id = ?", convID, clientID).Scan(ctx, &row); err != nil {
-			if isNoRows(err) {
-				return nil
-			}
-			return err
-		}
-		m := row.toMember()
-		member = &m
-		return nil
-	})
-	if err != nil {
-		return nil, false, wrapInfra("mark read", err)
-	}
-	return member, moved, nil
-}
 
 // Members implements realtime.Store. Members are sorted by client id; an
 // unknown (or malformed) conversation is ErrConvNotFound; a transient one has

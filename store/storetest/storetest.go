@@ -51,6 +51,8 @@ func Run(t *testing.T, newStore func(t *testing.T) realtime.Store) {
 		{"Patch", testPatch},
 		{"PatchesSince", testPatchesSince},
 		{"Cursors", testCursors},
+		{"SystemMessages", testSystemMessages},
+		{"ReceiptHistory", testReceiptHistory},
 		{"Unread", testUnread},
 		{"Wills", testWills},
 	}
@@ -987,69 +989,125 @@ func testCursors(t *testing.T, s realtime.Store) {
 		t.Fatalf("no member %s", id)
 		return realtime.Member{}
 	}
-	moved, err := s.MarkDelivered(ctx(t), c.ID, "b", m2.Timestamp)
-	if err != nil || !moved {
-		t.Fatalf("MarkDelivered: %v %v", moved, err)
+	update := func(cs ...realtime.Cursor) {
+		t.Helper()
+		if err := s.UpdateCursors(ctx(t), cs); err != nil {
+			t.Fatalf("UpdateCursors(%+v): %v", cs, err)
+		}
 	}
+	delivered := func(ts int64) realtime.Cursor {
+		return realtime.Cursor{ConvID: c.ID, ClientID: "b", DeliveredAt: ts}
+	}
+	readAt := func(m *realtime.Message) realtime.Cursor {
+		return realtime.Cursor{ConvID: c.ID, ClientID: "b", ReadSeq: m.Seq, ReadAt: m.Timestamp, ReadMessageID: m.ID}
+	}
+	update(delivered(m2.Timestamp))
 	if got := member("b").DeliveredAt; got != m2.Timestamp {
 		t.Errorf("DeliveredAt = %d, want %d", got, m2.Timestamp)
 	}
-	if moved, _ := s.MarkDelivered(ctx(t), c.ID, "b", m1.Timestamp); moved {
-		t.Errorf("delivered cursor moved backwards")
+	update(delivered(m1.Timestamp))
+	if got := member("b").DeliveredAt; got != m2.Timestamp {
+		t.Errorf("delivered cursor moved backwards to %d", got)
 	}
-	if moved, _ := s.MarkDelivered(ctx(t), c.ID, "b", m2.Timestamp); moved {
-		t.Errorf("delivered cursor moved to where it is")
+	// Several moves of one cursor in one call: the furthest wins.
+	update(delivered(m3.Timestamp), delivered(m1.Timestamp))
+	if got := member("b").DeliveredAt; got != m3.Timestamp {
+		t.Errorf("DeliveredAt after two moves = %d, want %d", got, m3.Timestamp)
 	}
-	if moved, _ := s.MarkDelivered(ctx(t), c.ID, "b", m3.Timestamp+1_000_000); !moved || member("b").DeliveredAt != m3.Timestamp {
-		t.Errorf("MarkDelivered beyond newest: moved %v at %d, want clamped to %d", moved, member("b").DeliveredAt, m3.Timestamp)
-	}
-	for _, tc := range []struct{ conv, client string }{{c.ID, "zz"}, {"0123456789abcdef01234567", "b"}, {"bad", "b"}, {c.ID, ""}} {
-		if moved, err := s.MarkDelivered(ctx(t), tc.conv, tc.client, m3.Timestamp); moved || err != nil {
-			t.Errorf("MarkDelivered(%q, %q) = %v %v, want ignored", tc.conv, tc.client, moved, err)
-		}
-		if m, moved, err := s.MarkRead(ctx(t), tc.conv, tc.client, 0, ""); m != nil || moved || err != nil {
-			t.Errorf("MarkRead(%q, %q) = %v %v %v, want ignored", tc.conv, tc.client, m, moved, err)
-		}
-	}
-
-	// Read up to m1, then everything.
-	m, moved, err := s.MarkRead(ctx(t), c.ID, "b", m1.Timestamp, m1.ID)
-	if err != nil || !moved || m == nil {
-		t.Fatalf("MarkRead: %+v %v %v", m, moved, err)
-	}
-	if m.ReadAt != m1.Timestamp || m.ReadMessageID != m1.ID || m.ClientID != "b" || m.ConvID != c.ID {
-		t.Errorf("MarkRead m1 = %+v", m)
+	// Non-members, unknown and malformed ids are ignored, and do not fail
+	// the others of the same call.
+	update(realtime.Cursor{ConvID: c.ID, ClientID: "zz", DeliveredAt: m3.Timestamp},
+		realtime.Cursor{ConvID: "0123456789abcdef01234567", ClientID: "b", DeliveredAt: 1},
+		realtime.Cursor{ConvID: "bad", ClientID: "b", DeliveredAt: 1},
+		realtime.Cursor{ConvID: c.ID, ClientID: "", DeliveredAt: 1},
+		readAt(m1))
+	if m := member("b"); m.ReadAt != m1.Timestamp || m.ReadMessageID != m1.ID {
+		t.Errorf("read cursor = %+v, want at m1", m)
 	}
 	if u := unread(t, s, "b"); len(u) != 1 || u[0].Unread != 2 {
 		t.Errorf("unread after reading m1 = %+v, want 2", u)
 	}
-	// Between two messages: the cursor lands on the older one.
-	m, _, _ = s.MarkRead(ctx(t), c.ID, "b", m3.Timestamp-1, "")
-	if m.ReadAt != m2.Timestamp || m.ReadMessageID != m2.ID {
-		t.Errorf("MarkRead between m2 and m3 = %+v, want at m2 %d", m, m2.Timestamp)
-	}
-	m, moved, _ = s.MarkRead(ctx(t), c.ID, "b", 0, "")
-	if !moved || m.ReadAt != m3.Timestamp || m.ReadMessageID != m3.ID || m.DeliveredAt != m3.Timestamp {
-		t.Errorf("MarkRead(0) = %+v %v, want at the newest %d", m, moved, m3.Timestamp)
+	update(readAt(m3))
+	if m := member("b"); m.ReadAt != m3.Timestamp || m.ReadMessageID != m3.ID {
+		t.Errorf("read cursor = %+v, want at m3", m)
 	}
 	if u := unread(t, s, "b"); len(u) != 0 {
 		t.Errorf("unread after reading all = %+v", u)
 	}
-	m, moved, _ = s.MarkRead(ctx(t), c.ID, "b", m1.Timestamp, "")
-	if moved || m == nil || m.ReadAt != m3.Timestamp {
-		t.Errorf("MarkRead backwards = %+v %v, want unchanged", m, moved)
+	update(readAt(m1))
+	if m := member("b"); m.ReadAt != m3.Timestamp {
+		t.Errorf("read cursor moved backwards: %+v", m)
 	}
 	// Reading also moves delivery.
 	m4 := text(t, s, c.ID, "a", "4")
-	m, _, _ = s.MarkRead(ctx(t), c.ID, "b", m4.Timestamp+1_000_000, "")
-	if m.ReadAt != m4.Timestamp || m.DeliveredAt != m4.Timestamp {
-		t.Errorf("MarkRead beyond newest = %+v, want read and delivered at %d", m, m4.Timestamp)
+	update(readAt(m4))
+	if m := member("b"); m.ReadAt != m4.Timestamp || m.DeliveredAt != m4.Timestamp {
+		t.Errorf("after reading m4 = %+v, want read and delivered at %d", m, m4.Timestamp)
 	}
-	// A conversation without messages.
-	e := group(t, s, "a", "b")
-	if m, moved, err := s.MarkRead(ctx(t), e.ID, "b", 0, ""); err != nil || moved || m == nil || m.ReadAt != 0 {
-		t.Errorf("MarkRead on an empty conversation = %+v %v %v", m, moved, err)
+	// Cursor moves and appends in flight together: both land.
+	var wg sync.WaitGroup
+	var m5 *realtime.Message
+	wg.Add(2)
+	go func() { defer wg.Done(); m5 = text(t, s, c.ID, "a", "5") }()
+	go func() {
+		defer wg.Done()
+		update(realtime.Cursor{ConvID: c.ID, ClientID: "a", DeliveredAt: m4.Timestamp})
+	}()
+	wg.Wait()
+	if u := unread(t, s, "b"); len(u) != 1 || u[0].Unread != 1 || u[0].Last.ID != m5.ID {
+		t.Errorf("unread after m5 = %+v, want 1 (m5)", u)
 	}
+	if err := s.UpdateCursors(ctx(t), nil); err != nil {
+		t.Errorf("UpdateCursors(nil) = %v", err)
+	}
+}
+
+func testSystemMessages(t *testing.T, s realtime.Store) {
+	c := group(t, s, "a", "b")
+	// A non-member's ordinary message is refused; as a system message it is
+	// stored, and moves nobody's cursor.
+	res, err := s.AppendMessages(ctx(t), []*realtime.Message{{ConvID: c.ID, From: "service", Data: "x"}})
+	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, realtime.ErrInvalidTarget) {
+		t.Fatalf("non-member append = %+v %v, want ErrInvalidTarget", res, err)
+	}
+	m := send(t, s, &realtime.Message{ConvID: c.ID, From: "service", Data: "notice", System: true})
+	if m.Seq != 1 {
+		t.Errorf("system message seq = %d, want 1", m.Seq)
+	}
+	for _, id := range []string{"a", "b"} {
+		if u := unread(t, s, id); len(u) != 1 || u[0].Unread != 1 || u[0].Last.ID != m.ID {
+			t.Errorf("unread of %s = %+v, want the system message", id, u)
+		}
+	}
+}
+
+func testReceiptHistory(t *testing.T, s realtime.Store) {
+	c := group(t, s, "a", "b")
+	plain := text(t, s, c.ID, "a", "plain")
+	r1 := send(t, s, &realtime.Message{ConvID: c.ID, From: "a", Data: "r1", Receipt: true})
+	text(t, s, c.ID, "b", "plain 2")
+	r2 := send(t, s, &realtime.Message{ConvID: c.ID, From: "b", Data: "r2", Receipt: true})
+	got, err := s.History(ctx(t), realtime.HistoryQuery{ConvID: c.ID, Direction: realtime.Newer,
+		Start: plain.Timestamp, StartInclusive: true, End: r2.Timestamp, EndInclusive: true, ReceiptOnly: true, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != r1.ID || got[1].ID != r2.ID || !got[0].Receipt {
+		t.Errorf("ReceiptOnly history = %+v, want r1, r2", got)
+	}
+}
+
+// readCursor is a cursor that reads conv up to its newest message.
+func readCursor(t *testing.T, s realtime.Store, convID, client string) realtime.Cursor {
+	t.Helper()
+	c, err := s.GetConversation(ctx(t), convID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LastMessage == nil {
+		return realtime.Cursor{ConvID: convID, ClientID: client}
+	}
+	return realtime.Cursor{ConvID: convID, ClientID: client, ReadSeq: c.Seq, ReadAt: c.LastMessage.Timestamp, ReadMessageID: c.LastMessage.ID}
 }
 
 func unread(t *testing.T, s realtime.Store, client string) []realtime.UnreadTuple {
@@ -1108,7 +1166,7 @@ func testUnread(t *testing.T, s realtime.Store) {
 	}
 	// Reading past the mention clears it; a new plain message is unread
 	// without mention.
-	if _, _, err := s.MarkRead(ctx(t), c.ID, "me", 0, ""); err != nil {
+	if err := s.UpdateCursors(ctx(t), []realtime.Cursor{readCursor(t, s, c.ID, "me")}); err != nil {
 		t.Fatal(err)
 	}
 	text(t, s, c.ID, "x", "c3")

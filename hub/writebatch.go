@@ -2,7 +2,9 @@ package hub
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -15,9 +17,20 @@ import (
 // hijacked; batchConn sits under it and, while the socket's writer goroutine
 // drains a backlog (begin ... end), collects those writes and sends them in
 // one write when the backlog is drained or batchFlushSize is reached. Outside
-// a batch (pongs and close frames written by other goroutines, a lone push)
-// writes go straight through.
+// a batch (pongs and close frames written by other goroutines) writes go
+// straight through. The batch buffer comes from a pool and goes back after
+// every flush: an idle socket holds none.
 const batchFlushSize = 32 << 10
+
+// Per-socket buffers: reads of a frame larger than the read buffer go
+// straight into the frame; the writer's buffer only stages a frame on its
+// way to the batchConn.
+const (
+	socketReadBuffer  = 1024
+	socketWriteBuffer = 512
+)
+
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchFlushSize+4<<10); return &b }}
 
 type batchConn struct {
 	net.Conn
@@ -41,6 +54,9 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		}
 		return b.Conn.Write(p)
 	}
+	if b.buf == nil {
+		b.buf = (*batchBufs.Get().(*[]byte))[:0]
+	}
 	b.buf = append(b.buf, p...)
 	if len(b.buf) >= batchFlushSize {
 		if err := b.flushLocked(); err != nil {
@@ -62,7 +78,15 @@ func (b *batchConn) end() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batching = false
-	return b.flushLocked()
+	err := b.flushLocked()
+	if b.buf != nil {
+		if cap(b.buf) <= 4*batchFlushSize {
+			buf := b.buf[:0]
+			batchBufs.Put(&buf)
+		}
+		b.buf = nil
+	}
+	return err
 }
 
 func (b *batchConn) flushLocked() error {
@@ -77,9 +101,6 @@ func (b *batchConn) flushLocked() error {
 		_ = b.Conn.SetWriteDeadline(time.Time{})
 	}
 	b.buf = b.buf[:0]
-	if cap(b.buf) > 4*batchFlushSize {
-		b.buf = nil // do not keep a burst's memory for an idle socket
-	}
 	if err != nil {
 		b.err = err
 	}
@@ -87,7 +108,9 @@ func (b *batchConn) flushLocked() error {
 }
 
 // hijackBatcher is the http.ResponseWriter handed to websocket.Accept: its
-// Hijack returns the connection wrapped in a batchConn.
+// Hijack returns the connection wrapped in a batchConn, with small buffers
+// instead of net/http's 4 KiB ones (frames are small, the batchConn
+// gathers writes, and every idle socket keeps its buffers).
 type hijackBatcher struct {
 	http.ResponseWriter
 	timeout time.Duration
@@ -104,8 +127,21 @@ func (w *hijackBatcher) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &batchConn{Conn: c, timeout: w.timeout}
-	// The library writes through brw.Writer: point it at the batcher. The
+	// Bytes the client sent right after its upgrade request are in
+	// brw.Reader's buffer: they must be in the new reader's buffer too
+	// (the library keeps what is buffered and reads the rest from the
+	// connection).
+	var br *bufio.Reader
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), c), max(socketReadBuffer, n))
+		if _, err := br.Peek(n); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		br = bufio.NewReaderSize(c, socketReadBuffer)
+	}
+	// The library writes through the Writer: point it at the batcher. The
 	// 101 response was flushed by Hijack, so nothing is lost.
-	brw.Writer.Reset(w.conn)
-	return w.conn, brw, nil
+	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, socketWriteBuffer)), nil
 }

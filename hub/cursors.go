@@ -1,0 +1,209 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	realtime "github.com/leanhub/realtime"
+)
+
+// Cursor moves (client acks and reads) are the hottest input of a group
+// chat: every member of a busy group acks about once a second. They never
+// wait for the store: cursorBuffer keeps, per (conversation, client), the
+// furthest move not yet written, and its writer hands all of them to
+// Store.UpdateCursors at most every cursorFlushInterval (one multi-row
+// statement in the store's next group-commit transaction). A crash loses
+// at most the moves of the last interval: a delivered cursor that moves
+// back only makes the SDK ask for messages it dedupes by id, a read cursor
+// that moves back shows a few messages unread again.
+//
+// Readers of cursors (login sync, receipts queries) overlay the pending
+// moves on what the store returns, so nothing looks older than it is.
+
+const (
+	cursorFlushInterval = 20 * time.Millisecond
+	// maxPendingCursors bounds the moves waiting for the store (a long
+	// store outage): beyond it new delivered-only moves are dropped (the
+	// SDK acks again later); read moves are always kept.
+	maxPendingCursors = 1_000_000
+)
+
+type cursorKey struct{ conv, client string }
+
+type cursorBuffer struct {
+	e      *engine
+	mu     sync.Mutex
+	moves  map[cursorKey]realtime.Cursor
+	signal chan struct{}
+	// failures counts consecutive failed writes (backoff).
+	failures int
+	dropped  int64
+}
+
+func newCursorBuffer(e *engine) *cursorBuffer {
+	return &cursorBuffer{e: e, moves: make(map[cursorKey]realtime.Cursor), signal: make(chan struct{}, 1)}
+}
+
+// delivered records that client received conv's messages up to ts.
+func (b *cursorBuffer) delivered(conv, client string, ts int64) {
+	k := cursorKey{conv, client}
+	b.mu.Lock()
+	c, ok := b.moves[k]
+	if !ok && len(b.moves) >= maxPendingCursors {
+		b.dropped++
+		b.mu.Unlock()
+		return
+	}
+	if ts > c.DeliveredAt {
+		c.ConvID, c.ClientID, c.DeliveredAt = conv, client, ts
+		b.moves[k] = c
+	}
+	b.mu.Unlock()
+	b.wake()
+}
+
+// read records that client read conv up to the message (seq, ts, mid).
+func (b *cursorBuffer) read(conv, client string, seq, ts int64, mid string) {
+	k := cursorKey{conv, client}
+	b.mu.Lock()
+	c := b.moves[k]
+	c.ConvID, c.ClientID = conv, client
+	if seq > c.ReadSeq {
+		c.ReadSeq, c.ReadAt, c.ReadMessageID = seq, ts, mid
+	}
+	c.DeliveredAt = max(c.DeliveredAt, ts)
+	b.moves[k] = c
+	b.mu.Unlock()
+	b.wake()
+}
+
+// pending returns the move of one cursor not yet written.
+func (b *cursorBuffer) pending(conv, client string) (realtime.Cursor, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.moves[cursorKey{conv, client}]
+	return c, ok
+}
+
+func (b *cursorBuffer) wake() {
+	select {
+	case b.signal <- struct{}{}:
+	default:
+	}
+}
+
+// run writes pending moves until the engine stops, then writes the last
+// ones.
+func (b *cursorBuffer) run() {
+	quit := b.e.quit
+	for {
+		select {
+		case <-b.signal:
+		case <-quit:
+			b.flush(context.Background())
+			return
+		}
+		// Let moves gather for a moment: one statement for many.
+		t := time.NewTimer(b.backoff())
+		select {
+		case <-t.C:
+		case <-quit:
+			t.Stop()
+			b.flush(context.Background())
+			return
+		}
+		b.flush(context.Background())
+	}
+}
+
+func (b *cursorBuffer) backoff() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := cursorFlushInterval
+	for i := 0; i < b.failures && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	return d
+}
+
+// flush writes what is pending. On failure the moves go back into the
+// buffer (merged with newer ones) and are written on the next try.
+func (b *cursorBuffer) flush(ctx context.Context) {
+	b.mu.Lock()
+	if len(b.moves) == 0 {
+		b.mu.Unlock()
+		return
+	}
+	batch := b.moves
+	b.moves = make(map[cursorKey]realtime.Cursor, len(batch))
+	dropped := b.dropped
+	b.dropped = 0
+	b.mu.Unlock()
+	if dropped > 0 {
+		b.e.h.log.Warn("cursor moves dropped: too many waiting for the store", "dropped", dropped)
+	}
+	list := make([]realtime.Cursor, 0, len(batch))
+	for _, c := range batch {
+		list = append(list, c)
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := b.e.h.store.UpdateCursors(ctx, list)
+	cancel()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		b.failures = 0
+		return
+	}
+	b.failures++
+	b.e.h.log.Error("write cursors; will retry", "cursors", len(list), "attempt", b.failures, "err", err)
+	for k, old := range batch {
+		c, ok := b.moves[k]
+		if !ok {
+			b.moves[k] = old
+			continue
+		}
+		c.DeliveredAt = max(c.DeliveredAt, old.DeliveredAt)
+		if old.ReadSeq > c.ReadSeq {
+			c.ReadSeq, c.ReadAt, c.ReadMessageID = old.ReadSeq, old.ReadAt, old.ReadMessageID
+		}
+		b.moves[k] = c
+	}
+	b.wake()
+}
+
+// overlayMembers moves the cursors of members to the pending moves.
+func (b *cursorBuffer) overlayMembers(members []realtime.Member) {
+	for i := range members {
+		m := &members[i]
+		c, ok := b.pending(m.ConvID, m.ClientID)
+		if !ok {
+			continue
+		}
+		m.DeliveredAt = max(m.DeliveredAt, c.DeliveredAt, c.ReadAt)
+		if c.ReadSeq > 0 && c.ReadAt > m.ReadAt {
+			m.ReadAt, m.ReadMessageID = c.ReadAt, c.ReadMessageID
+		}
+	}
+}
+
+// overlayUnread corrects a client's unread tuples for reads not yet
+// written: a conversation read up to its newest message drops out.
+func (b *cursorBuffer) overlayUnread(client string, tuples []realtime.UnreadTuple) []realtime.UnreadTuple {
+	out := tuples[:0]
+	for _, t := range tuples {
+		c, ok := b.pending(t.ConvID, client)
+		if ok && c.ReadSeq > 0 && t.Last != nil && t.Last.Seq > 0 {
+			left := t.Last.Seq - c.ReadSeq
+			if left <= 0 {
+				continue
+			}
+			if int(left) < t.Unread {
+				t.Unread = int(left)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}

@@ -52,6 +52,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
@@ -65,7 +66,7 @@ type Hub struct {
 	cfg     Config
 	log     *slog.Logger
 	hooks   hookSet
-	handler http.Handler
+	mux     *chi.Mux
 	tokens  tokenSigner
 	nonces  *nonceCache
 
@@ -144,7 +145,7 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 	h.tasks = newTaskPool(h, taskPoolSize)
 	h.eng = newEngine(h)
 	h.eng.start()
-	h.handler = h.routes()
+	h.mux = h.routes()
 	h.startPush()
 	h.wg.Add(1)
 	go h.keeper()
@@ -153,7 +154,11 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 
 // ServeHTTP serves the router, REST and websocket endpoints.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.handler.ServeHTTP(w, r)
+	if chi.RouteContext(r.Context()) == nil {
+		h.serveUnmounted(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
 }
 
 // Shutdown sends goaway to every socket and closes them, lets the work

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/go-chi/chi/v5"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
@@ -344,4 +346,83 @@ func TestCommandsRightAfterOpenSeeTheSession(t *testing.T) {
 			t.Fatalf("conv start right after open: %v, %v", res, err)
 		}
 	}, nil)
+}
+
+// The hub works mounted with chi.Mount, with net/http's mux.Handle alone
+// (the path keeps its prefix) and behind http.StripPrefix: the router
+// answers with the websocket URL under the prefix, REST routes are found,
+// and two clients chat through the websocket it names.
+func TestMountedEveryWay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mount func(h http.Handler) http.Handler
+	}{
+		{"chi.Mount", func(h http.Handler) http.Handler { r := chi.NewRouter(); r.Mount("/im", h); return r }},
+		{"net/http Handle", func(h http.Handler) http.Handler { m := http.NewServeMux(); m.Handle("/im/", h); return m }},
+		{"http.StripPrefix", func(h http.Handler) http.Handler {
+			m := http.NewServeMux()
+			m.Handle("/im/", http.StripPrefix("/im", h))
+			return m
+		}},
+		{"nested prefix with v1 in it", func(h http.Handler) http.Handler {
+			m := http.NewServeMux()
+			m.Handle("/api/v1/im/", h)
+			return m
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			st := backends(t)["sqlite"](t)
+			h, err := hub.New(st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(tc.mount(h))
+			t.Cleanup(func() { h.Shutdown(context.Background()); srv.Close() })
+			prefix := "/im"
+			if strings.HasPrefix(tc.name, "nested") {
+				prefix = "/api/v1/im"
+			}
+			res, err := http.Get(srv.URL + prefix + "/v1/route?appId=x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var route struct{ Server string }
+			json.NewDecoder(res.Body).Decode(&route)
+			res.Body.Close()
+			if want := "ws" + strings.TrimPrefix(srv.URL, "http") + prefix + "/ws"; route.Server != want {
+				t.Fatalf("route %q, want %q", route.Server, want)
+			}
+			res, err = http.Get(srv.URL + prefix + "/1.1/rtm/notifications?client_id=x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("REST route under %s: %d", tc.name, res.StatusCode)
+			}
+			login := func(id string) *lcclient.Client {
+				c, err := lcclient.Dial(ctx, route.Server)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(c.Close)
+				if _, err := c.Open(ctx, id, lcclient.OpenOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
+			tom, jerry := login("Tom"), login("Jerry")
+			cid, err := tom.StartConversation(ctx, "Jerry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tom.SendText(ctx, cid, "hi"); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := jerry.NextMessage(ctx); err != nil || m.Data != text("hi") {
+				t.Fatalf("jerry got %v, %v", m, err)
+			}
+		})
+	}
 }

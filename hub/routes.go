@@ -10,7 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-func (h *Hub) routes() http.Handler {
+func (h *Hub) routes() *chi.Mux {
 	r := chi.NewRouter()
 	r.Use(h.websocketFirst, h.cors)
 	r.Get("/v1/route", h.serveRoute)
@@ -21,6 +21,25 @@ func (h *Hub) routes() http.Handler {
 		writeJSON(w, http.StatusNotFound, map[string]any{"code": 404, "error": "not found"})
 	})
 	return r
+}
+
+// serveUnmounted serves a request that reached the hub without chi.Mount
+// or http.StripPrefix (mux.Handle("/im/", h) in net/http): the hub's route
+// is the longest suffix of the path that names one, so the hub works
+// under any prefix.
+func (h *Hub) serveUnmounted(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if !h.mux.Match(chi.NewRouteContext(), r.Method, p) {
+		for i := 1; i < len(p); i++ {
+			if p[i] == '/' && h.mux.Match(chi.NewRouteContext(), r.Method, p[i:]) {
+				r2 := r.Clone(r.Context())
+				r2.URL.Path, r2.URL.RawPath = p[i:], ""
+				r = r2
+				break
+			}
+		}
+	}
+	h.mux.ServeHTTP(w, r)
 }
 
 // websocketFirst sends every websocket upgrade to the socket handler,

@@ -43,36 +43,32 @@ func (e *Error) WithDetail(format string, args ...any) *Error {
 
 // LeanCloud-compatible error codes. The set follows the JS SDK's error table.
 const (
-	CodeAppNotAvailable       = 4100
-	CodeSignatureFailed       = 4102
-	CodeInvalidLogin          = 4103
-	CodeSessionRequired       = 4105
-	CodeReadTimeout           = 4107
-	CodeLoginTimeout          = 4108
-	CodeFrameTooLong          = 4109
-	CodeInvalidOrigin         = 4110
-	CodeSessionConflict       = 4111
-	CodeSessionTokenExpired   = 4112
-	CodeMessageQuotaExceeded  = 4116
-	CodeInternal              = 4200
-	CodeConvSignatureFailed   = 4302
-	CodeConvNotFound          = 4303
-	CodeConvFull              = 4304
-	CodeConvRejectedByApp     = 4305
-	CodeConvUpdateFailed      = 4306
-	CodeConvNotAllowed        = 4308
-	CodeConvUpdateRejected    = 4309
-	CodeConvQueryFailed       = 4310
-	CodeConvLogRejected       = 4312
-	CodeConvMembershipNeeded  = 4317
-	CodeTempConvExpired       = 4323
-	CodeInvalidMessagingTarg  = 4401
-	CodeMessageRejectedByApp  = 4402
-	CodeMessageOwnership      = 4403
-	CodeMessageNotFound       = 4404
-	CodeMessageUpdateRejected = 4405
-	CodeMessageEditDisabled   = 4406
-	CodeMessageRecallDisabled = 4407
+	CodeAppNotAvailable        = 4100
+	CodeSignatureFailed        = 4102
+	CodeInvalidLogin           = 4103
+	CodeSessionRequired        = 4105
+	CodeLoginTimeout           = 4108
+	CodeSessionConflict        = 4111
+	CodeSessionTokenExpired    = 4112
+	CodeMessageQuotaExceeded   = 4116
+	CodeInternal               = 4200
+	CodeConvSignatureFailed    = 4302
+	CodeConvNotFound           = 4303
+	CodeConvFull               = 4304
+	CodeConvRejectedByApp      = 4305
+	CodeConvNotAllowed         = 4308
+	CodeConvUpdateRejected     = 4309
+	CodeConvQueryFailed        = 4310
+	CodeConvLogRejected        = 4312
+	CodeConvMembershipNeeded   = 4317
+	CodeTempConvExpired        = 4323
+	CodeInvalidMessagingTarget = 4401
+	CodeMessageRejectedByApp   = 4402
+	CodeMessageOwnership       = 4403
+	CodeMessageNotFound        = 4404
+	CodeMessageUpdateRejected  = 4405
+	CodeMessageEditDisabled    = 4406
+	CodeMessageRecallDisabled  = 4407
 	// CodeKeywordFiltered is the (negative) patch reason code of a message
 	// rewritten by the keyword filter.
 	CodeKeywordFiltered = -4408
@@ -81,43 +77,38 @@ const (
 	CodeInvalidCommand  = 4201 // malformed or unknown command
 	CodeMessageTooLarge = 4409 // message body over the configured limit
 	CodeInvalidMessage  = 4410 // malformed message fields (ids, mentions, ...)
-	CodeRateLimited     = CodeMessageQuotaExceeded
 )
 
 // Sentinel errors. Compare with errors.Is; details vary.
 var (
-	ErrAppNotAvailable      = &Error{Code: CodeAppNotAvailable, Reason: "APP_NOT_AVAILABLE"}
-	ErrSignatureFailed      = &Error{Code: CodeSignatureFailed, Reason: "SIGNATURE_FAILED"}
-	ErrInvalidLogin         = &Error{Code: CodeInvalidLogin, Reason: "INVALID_LOGIN"}
-	ErrSessionRequired      = &Error{Code: CodeSessionRequired, Reason: "SESSION_REQUIRED"}
-	ErrReadTimeout          = &Error{Code: CodeReadTimeout, Reason: "READ_TIMEOUT"}
-	ErrFrameTooLong         = &Error{Code: CodeFrameTooLong, Reason: "FRAME_TOO_LONG"}
-	ErrInvalidOrigin        = &Error{Code: CodeInvalidOrigin, Reason: "INVALID_ORIGIN"}
-	ErrSessionConflict      = &Error{Code: CodeSessionConflict, Reason: "SESSION_CONFLICT"}
-	ErrSessionTokenExpired  = &Error{Code: CodeSessionTokenExpired, Reason: "SESSION_TOKEN_EXPIRED"}
-	ErrRateLimited          = &Error{Code: CodeMessageQuotaExceeded, Reason: "MESSAGE_SENT_QUOTA_EXCEEDED"}
-	ErrInternal             = &Error{Code: CodeInternal, Reason: "INTERNAL_ERROR"}
-	ErrInvalidCommand       = &Error{Code: CodeInvalidCommand, Reason: "INVALID_COMMAND"}
-	ErrConvSignatureFailed  = &Error{Code: CodeConvSignatureFailed, Reason: "CONVERSATION_SIGNATURE_FAILED"}
-	ErrConvNotFound         = &Error{Code: CodeConvNotFound, Reason: "CONVERSATION_NOT_FOUND"}
-	ErrConvFull             = &Error{Code: CodeConvFull, Reason: "CONVERSATION_FULL"}
-	ErrConvRejectedByApp    = &Error{Code: CodeConvRejectedByApp, Reason: "CONVERSATION_REJECTED_BY_APP"}
-	ErrConvUpdateFailed     = &Error{Code: CodeConvUpdateFailed, Reason: "CONVERSATION_UPDATE_FAILED"}
-	ErrConvNotAllowed       = &Error{Code: CodeConvNotAllowed, Reason: "CONVERSATION_NOT_ALLOWED"}
-	ErrConvUpdateRejected   = &Error{Code: CodeConvUpdateRejected, Reason: "CONVERSATION_UPDATE_REJECTED"}
-	ErrConvQueryFailed      = &Error{Code: CodeConvQueryFailed, Reason: "CONVERSATION_QUERY_FAILED"}
-	ErrConvLogRejected      = &Error{Code: CodeConvLogRejected, Reason: "CONVERSATION_LOG_REJECTED"}
-	ErrConvMembershipNeeded = &Error{Code: CodeConvMembershipNeeded, Reason: "CONVERSATION_MEMBERSHIP_REQUIRED"}
-	ErrTempConvExpired      = &Error{Code: CodeTempConvExpired, Reason: "TEMPORARY_CONVERSATION_EXPIRED"}
-	ErrInvalidTarget        = &Error{Code: CodeInvalidMessagingTarg, Reason: "INVALID_MESSAGING_TARGET"}
-	ErrMessageRejected      = &Error{Code: CodeMessageRejectedByApp, Reason: "MESSAGE_REJECTED_BY_APP"}
-	ErrMessageOwnership     = &Error{Code: CodeMessageOwnership, Reason: "MESSAGE_OWNERSHIP_REQUIRED"}
-	ErrMessageNotFound      = &Error{Code: CodeMessageNotFound, Reason: "MESSAGE_NOT_FOUND"}
-	ErrMessageUpdateRejectd = &Error{Code: CodeMessageUpdateRejected, Reason: "MESSAGE_UPDATE_REJECTED_BY_APP"}
-	ErrMessageEditDisabled  = &Error{Code: CodeMessageEditDisabled, Reason: "MESSAGE_EDIT_DISABLED"}
-	ErrMessageRecallOff     = &Error{Code: CodeMessageRecallDisabled, Reason: "MESSAGE_RECALL_DISABLED"}
-	ErrMessageTooLarge      = &Error{Code: CodeMessageTooLarge, Reason: "MESSAGE_TOO_LARGE"}
-	ErrInvalidMessage       = &Error{Code: CodeInvalidMessage, Reason: "INVALID_MESSAGE"}
+	ErrAppNotAvailable       = &Error{Code: CodeAppNotAvailable, Reason: "APP_NOT_AVAILABLE"}
+	ErrSignatureFailed       = &Error{Code: CodeSignatureFailed, Reason: "SIGNATURE_FAILED"}
+	ErrInvalidLogin          = &Error{Code: CodeInvalidLogin, Reason: "INVALID_LOGIN"}
+	ErrSessionRequired       = &Error{Code: CodeSessionRequired, Reason: "SESSION_REQUIRED"}
+	ErrSessionConflict       = &Error{Code: CodeSessionConflict, Reason: "SESSION_CONFLICT"}
+	ErrSessionTokenExpired   = &Error{Code: CodeSessionTokenExpired, Reason: "SESSION_TOKEN_EXPIRED"}
+	ErrRateLimited           = &Error{Code: CodeMessageQuotaExceeded, Reason: "MESSAGE_SENT_QUOTA_EXCEEDED"}
+	ErrInternal              = &Error{Code: CodeInternal, Reason: "INTERNAL_ERROR"}
+	ErrInvalidCommand        = &Error{Code: CodeInvalidCommand, Reason: "INVALID_COMMAND"}
+	ErrConvSignatureFailed   = &Error{Code: CodeConvSignatureFailed, Reason: "CONVERSATION_SIGNATURE_FAILED"}
+	ErrConvNotFound          = &Error{Code: CodeConvNotFound, Reason: "CONVERSATION_NOT_FOUND"}
+	ErrConvFull              = &Error{Code: CodeConvFull, Reason: "CONVERSATION_FULL"}
+	ErrConvRejectedByApp     = &Error{Code: CodeConvRejectedByApp, Reason: "CONVERSATION_REJECTED_BY_APP"}
+	ErrConvNotAllowed        = &Error{Code: CodeConvNotAllowed, Reason: "CONVERSATION_NOT_ALLOWED"}
+	ErrConvUpdateRejected    = &Error{Code: CodeConvUpdateRejected, Reason: "CONVERSATION_UPDATE_REJECTED"}
+	ErrConvQueryFailed       = &Error{Code: CodeConvQueryFailed, Reason: "CONVERSATION_QUERY_FAILED"}
+	ErrConvLogRejected       = &Error{Code: CodeConvLogRejected, Reason: "CONVERSATION_LOG_REJECTED"}
+	ErrConvMembershipNeeded  = &Error{Code: CodeConvMembershipNeeded, Reason: "CONVERSATION_MEMBERSHIP_REQUIRED"}
+	ErrTempConvExpired       = &Error{Code: CodeTempConvExpired, Reason: "TEMPORARY_CONVERSATION_EXPIRED"}
+	ErrInvalidTarget         = &Error{Code: CodeInvalidMessagingTarget, Reason: "INVALID_MESSAGING_TARGET"}
+	ErrMessageRejected       = &Error{Code: CodeMessageRejectedByApp, Reason: "MESSAGE_REJECTED_BY_APP"}
+	ErrMessageOwnership      = &Error{Code: CodeMessageOwnership, Reason: "MESSAGE_OWNERSHIP_REQUIRED"}
+	ErrMessageNotFound       = &Error{Code: CodeMessageNotFound, Reason: "MESSAGE_NOT_FOUND"}
+	ErrMessageUpdateRejected = &Error{Code: CodeMessageUpdateRejected, Reason: "MESSAGE_UPDATE_REJECTED_BY_APP"}
+	ErrMessageEditDisabled   = &Error{Code: CodeMessageEditDisabled, Reason: "MESSAGE_EDIT_DISABLED"}
+	ErrMessageRecallDisabled = &Error{Code: CodeMessageRecallDisabled, Reason: "MESSAGE_RECALL_DISABLED"}
+	ErrMessageTooLarge       = &Error{Code: CodeMessageTooLarge, Reason: "MESSAGE_TOO_LARGE"}
+	ErrInvalidMessage        = &Error{Code: CodeInvalidMessage, Reason: "INVALID_MESSAGE"}
 )
 
 // AsError returns err as an *Error the client may see. Errors that are not

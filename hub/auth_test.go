@@ -263,3 +263,36 @@ func TestConversationSignatures(t *testing.T) {
 		}
 	}, &hub.Config{AppID: "app", MasterKey: testMasterKey, RequireConversationSignature: true})
 }
+
+func TestSignedJoinAndQuitSignTheClientItself(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := dialApp(t, srv, "app")
+		ts := time.Now().UnixMilli()
+		sig := func(msg string) string { return hub.Sign(testMasterKey, msg) }
+		loginNonce := id("login")
+		if _, err := tom.Open(ctx, id("Tom"), lcclient.OpenOptions{
+			Signature: sig(hub.LoginSignatureMessage("app", id("Tom"), ts, loginNonce)), Timestamp: ts, Nonce: loginNonce}); err != nil {
+			t.Fatal(err)
+		}
+		// A conversation Tom is not in.
+		conv, _, err := srv.Hub.CreateConversation(ctx, &realtime.Conversation{Creator: id("Jerry"), Members: []string{id("Jerry")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, action := range []string{"invite", "kick"} {
+			op := wire.OpType_add
+			if action == "kick" {
+				op = wire.OpType_remove
+			}
+			nonce := id(fmt.Sprint("n", i))
+			// What the SDK's conversationSignatureFactory is given for
+			// join()/quit(): (convId, clientId, [clientId], action).
+			msg := hub.ConversationSignatureMessage("app", id("Tom"), conv.ID, []string{id("Tom")}, ts, nonce, action)
+			if _, err := convRequest(ctx, tom, op, &wire.ConvCommand{Cid: proto.String(conv.ID), M: []string{id("Tom")},
+				S: proto.String(sig(msg)), T: proto.Int64(ts), N: proto.String(nonce)}); err != nil {
+				t.Fatalf("signed self-%s: %v", action, err)
+			}
+		}
+	}, &hub.Config{AppID: "app", MasterKey: testMasterKey, RequireLoginSignature: true, RequireConversationSignature: true})
+}

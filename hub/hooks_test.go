@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/hooks"
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/internal/lcclient"
 	"github.com/leanhub/realtime/internal/wire"
@@ -469,4 +470,86 @@ func TestMessageSentHookSeesOnlineAndOffline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}, &hub.Config{Hooks: []any{sent}})
+}
+
+func TestAfterStoreHooksSeeStoredMessageID(t *testing.T) {
+	type seen struct {
+		hook, id string
+		ts       int64
+	}
+	ch := make(chan seen, 16)
+	sent := realtime.MessageSentFunc(func(ctx context.Context, ev *realtime.MessageSentEvent) error {
+		ch <- seen{"sent", ev.Message.ID, ev.Message.Timestamp}
+		return nil
+	})
+	off := realtime.ReceiversOfflineFunc(func(ctx context.Context, ev *realtime.ReceiversOfflineEvent) (*realtime.ReceiversOfflineResult, error) {
+		ch <- seen{"offline", ev.Message.ID, ev.Message.Timestamp}
+		return nil, nil
+	})
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		cid, _ := tom.StartConversation(ctx, id("Kate"))
+		r, err := tom.SendText(ctx, cid, "hi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			s := waitFor(t, ch, "after-store hooks", func(seen) bool { return true })
+			if s.id != r.ID || s.ts != r.Timestamp {
+				t.Fatalf("%s hook saw message id %q ts %d; want %s %d", s.hook, s.id, s.ts, r.ID, r.Timestamp)
+			}
+		}
+	}, &hub.Config{Hooks: []any{sent, off}})
+}
+
+func TestHooksDropWithAppCodeAndKeywordFilter(t *testing.T) {
+	drop := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {
+		if strings.Contains(ev.Message.Data, "forbidden") {
+			return &realtime.MessageReceivedResult{Drop: true, AppCode: 1234, Detail: "not here"}, nil
+		}
+		return nil, nil
+	})
+	panicky := realtime.MessageReceivedFunc(func(ctx context.Context, ev *realtime.MessageEvent) (*realtime.MessageReceivedResult, error) {
+		if strings.Contains(ev.Message.Data, "panic") {
+			panic("hook bug")
+		}
+		return nil, nil
+	})
+	filter := hooks.NewKeywordFilter([]string{"badword", "坏话"}, nil)
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		jerry := srv.Login(t, id("Jerry"))
+		cid, _ := tom.StartConversation(ctx, id("Jerry"))
+		_, err := tom.SendText(ctx, cid, "forbidden fruit")
+		var e *realtime.Error
+		if !errors.As(err, &e) || e.Code != realtime.CodeMessageRejectedByApp || e.AppCode != 1234 {
+			t.Fatalf("dropped send: %v", err)
+		}
+		// A panicking hook is ignored (default policy): the message goes on.
+		if _, err := tom.SendText(ctx, cid, "panic now"); err != nil {
+			t.Fatalf("send past a panicking hook: %v", err)
+		}
+		if m, err := jerry.NextMessage(ctx); err != nil || m.Data != text("panic now") {
+			t.Fatalf("message after panicking hook: %v %v", m, err)
+		}
+		sent, err := tom.SendText(ctx, cid, "you badword, 说坏话")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := jerry.NextMessage(ctx)
+		if err != nil || m.Data != text("you ***, 说***") {
+			t.Fatalf("filtered delivery = %v, %v", m, err)
+		}
+		p, err := tom.NextOf(ctx, wire.CommandType_patch)
+		it := p.GetPatchMessage().GetPatches()[0]
+		if err != nil || it.GetMid() != sent.ID || it.GetPatchCode() != realtime.CodeKeywordFiltered || it.GetPatchReason() == "" || it.GetData() != text("you ***, 说***") {
+			t.Fatalf("sender's MESSAGE_UPDATE = %v, %v", p, err)
+		}
+		logs, _ := jerry.History(ctx, &wire.LogsCommand{Cid: proto.String(cid)})
+		if len(logs) != 2 || logs[1].GetData() != text("you ***, 说***") {
+			t.Fatalf("stored = %v", logs)
+		}
+	}, &hub.Config{Hooks: []any{drop, panicky, filter}})
 }

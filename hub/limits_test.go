@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -262,4 +263,35 @@ func TestLoginTimeoutClosesWith4108(t *testing.T) {
 			t.Fatalf("logged-in socket after the login timeout: %v", err)
 		}
 	}, &hub.Config{LoginTimeout: 300 * time.Millisecond})
+}
+
+func TestReaddingExistingMemberToFullConversation(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		cid, err := tom.StartConversation(ctx, id("A"), id("B"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := convRequest(ctx, tom, wire.OpType_add, &wire.ConvCommand{Cid: proto.String(cid), M: []string{id("A")}}); err != nil {
+			t.Fatalf("re-adding a member of a full conversation: %v; want success (nothing added)", err)
+		}
+	}, &hub.Config{Limits: hub.Limits{MaxMembers: 3}})
+}
+
+func TestSendRateLimit(t *testing.T) {
+	st := backends(t)["sqlite"](t)
+	srv := newServer(t, st, &hub.Config{Limits: hub.Limits{SendRate: 1, SendBurst: 2}})
+	ctx := ctxT(t)
+	tom := srv.Login(t, "Tom")
+	cid, _ := tom.StartConversation(ctx, "Jerry")
+	var limited bool
+	for i := 0; i < 5; i++ {
+		if _, err := tom.SendText(ctx, cid, "spam"); errors.Is(err, realtime.ErrRateLimited) {
+			limited = true
+		}
+	}
+	if !limited {
+		t.Fatal("5 sends at once with a burst of 2 were not limited")
+	}
 }

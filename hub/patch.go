@@ -27,7 +27,7 @@ func (e *engine) patch(ctx context.Context, r patchRequest) (*realtime.Message, 
 	p := &r.patch
 	if !r.system {
 		if p.Recall && h.cfg.DisableRecall {
-			return nil, realtime.ErrMessageRecallOff
+			return nil, realtime.ErrMessageRecallDisabled
 		}
 		if !p.Recall && h.cfg.DisableEdit {
 			return nil, realtime.ErrMessageEditDisabled

@@ -440,3 +440,28 @@ func TestDeviceEndpointNeedsSessionToken(t *testing.T) {
 		rec.none(t, tok, r.ID, "unregistered device")
 	})
 }
+
+func TestMutedMemberGetsNoPush(t *testing.T) {
+	rec := &pushRecorder{}
+	eachStore(t, &hub.Config{Pusher: rec.pusher(), PushTemplate: pushTemplate}, func(t *testing.T, srv *testServer, st realtime.Store, id func(string) string) {
+		ctx := ctxT(t)
+		tok := id("kate.token")
+		if err := srv.Hub.RegisterDevice(ctx, realtime.Device{ClientID: id("Kate"), Platform: realtime.PlatformIOS, Token: tok}); err != nil {
+			t.Fatal(err)
+		}
+		tom := srv.Login(t, id("Tom"))
+		kate := srv.Login(t, id("Kate"))
+		muted, _ := tom.StartConversation(ctx, id("Kate"))
+		loud, _ := tom.StartConversation(ctx, id("Kate"), id("Jerry"))
+		if _, err := convRequest(ctx, kate, wire.OpType_mute, &wire.ConvCommand{Cid: proto.String(muted)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := kate.Logout(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := tom.SendText(ctx, muted, "shh")
+		sentinel, _ := tom.SendText(ctx, loud, "hey")
+		rec.waitMsg(t, tok, sentinel.ID)
+		rec.none(t, tok, r.ID, "muted conversation")
+	})
+}

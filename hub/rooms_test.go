@@ -52,3 +52,44 @@ func TestChatRoomMembershipIsPresence(t *testing.T) {
 		}
 	}, nil)
 }
+
+func TestChatRoomMembersCannotAddOrKickOthers(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		eve := srv.Login(t, id("Eve"))
+		room, err := eve.StartConversationWith(ctx, &wire.ConvCommand{Transient: proto.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []wire.OpType{wire.OpType_add, wire.OpType_remove} {
+			_, err := convRequest(ctx, eve, op, &wire.ConvCommand{Cid: proto.String(room), M: []string{id("Victim"), id("Ghost")}})
+			if !errors.Is(err, realtime.ErrConvNotAllowed) {
+				t.Fatalf("%s of others in a chat room: %v", op, err)
+			}
+		}
+	}, nil)
+}
+
+func TestChatRoomEditsReachWhoJoined(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		jerry := srv.Login(t, id("Jerry"))
+		room, _ := tom.StartConversationWith(ctx, &wire.ConvCommand{Transient: proto.Bool(true)})
+		if _, err := convRequest(ctx, jerry, wire.OpType_add, &wire.ConvCommand{Cid: proto.String(room), M: []string{id("Jerry")}}); err != nil {
+			t.Fatal(err)
+		}
+		sent, _ := tom.SendText(ctx, room, "tpyo")
+		if _, err := jerry.NextMessage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tom.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_patch.Enum(), Op: wire.OpType_modify.Enum(), PeerId: proto.String(tom.ClientID),
+			PatchMessage: &wire.PatchCommand{Patches: []*wire.PatchItem{{Cid: proto.String(room), Mid: proto.String(sent.ID), Data: proto.String(text("typo"))}}}}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := jerry.NextOf(ctx, wire.CommandType_patch)
+		if err != nil || p.GetPatchMessage().GetPatches()[0].GetData() != text("typo") {
+			t.Fatalf("room edit push = %v, %v", p, err)
+		}
+	}, nil)
+}

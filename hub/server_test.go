@@ -9,6 +9,7 @@ import (
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/hub/hubtest"
 	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // testServer is a hub on an httptest.Server whose clients speak the
@@ -40,4 +41,13 @@ func (s *testServer) Login(t testing.TB, clientID string, opts ...lcclient.Optio
 		t.Fatalf("open %s: %v", clientID, err)
 	}
 	return c
+}
+
+func noMore(t *testing.T, c *lcclient.Client, typ wire.CommandType, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if p, err := c.NextOf(ctx, typ); err == nil {
+		t.Fatalf("%s: unexpected push %v", what, p)
+	}
 }

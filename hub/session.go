@@ -14,18 +14,17 @@ import (
 	"github.com/leanhub/realtime/internal/wire"
 )
 
-// configBitmap bits a client sends at session open.
+// configBitmap bits a client sends at session open that the hub reads
+// (the others: 1 patch messages, 2 temporary conversations, 8 transient
+// message acks, 16 keep notifications, 32 partially failed messages; the
+// hub behaves as they ask whether set or not).
 const (
-	bitPatchMessage     = 1
-	bitTempConv         = 2
-	bitAutoBindDevice   = 4
-	bitTransientAck     = 8
-	bitKeepNotification = 16
-	bitPartialFailedMsg = 32
-	bitGroupReceipts    = 64
-	bitOmitPeerID       = 128
-	maxClientIDLen      = 64
+	bitAutoBindDevice = 4
+	bitGroupReceipts  = 64
+	bitOmitPeerID     = 128
 )
+
+const maxClientIDLen = 64
 
 // session is one client id logged in on one socket.
 type session struct {

@@ -316,3 +316,42 @@ func TestCreatorMayChangePolicy(t *testing.T) {
 		}
 	}, &hub.Config{MemberChange: hub.CreatorMayChange})
 }
+
+func TestUnreadOnLoginMentionsAndReadClearsOtherDevices(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		cid, _ := tom.StartConversation(ctx, id("Jerry"), id("Kate"))
+		tom.SendText(ctx, cid, "one")
+		tom.SendDirect(ctx, &wire.DirectCommand{Cid: proto.String(cid), Msg: proto.String(text("@Jerry")), MentionPids: []string{id("Jerry")}})
+		last, _ := tom.SendText(ctx, cid, "three")
+		jerry := srv.Login(t, id("Jerry"))
+		p, err := jerry.NextOf(ctx, wire.CommandType_unread)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := p.GetUnreadMessage().GetConvs()
+		if len(u) != 1 || u[0].GetCid() != cid || u[0].GetUnread() != 3 || !u[0].GetMentioned() || u[0].GetMid() != last.ID || u[0].GetData() != text("three") || u[0].GetFrom() != id("Tom") {
+			t.Fatalf("unread = %v", u)
+		}
+		kate := srv.Login(t, id("Kate"))
+		p, _ = kate.NextOf(ctx, wire.CommandType_unread)
+		if u := p.GetUnreadMessage().GetConvs(); len(u) != 1 || u[0].GetMentioned() {
+			t.Fatalf("Kate's unread = %v (not mentioned)", u)
+		}
+		// A second device of Jerry; reading on one clears the other.
+		jerry2 := srv.Login(t, id("Jerry"), lcclient.Base64())
+		if _, err := jerry2.NextOf(ctx, wire.CommandType_unread); err != nil {
+			t.Fatal(err)
+		}
+		if err := jerry.Read(ctx, cid, 0); err != nil {
+			t.Fatal(err)
+		}
+		p, err = jerry2.NextOf(ctx, wire.CommandType_unread)
+		if err != nil || p.GetUnreadMessage().GetConvs()[0].GetUnread() != 0 {
+			t.Fatalf("other device's unread after read: %v, %v", p, err)
+		}
+		jerry3 := srv.Login(t, id("Jerry"))
+		noMore(t, jerry3, wire.CommandType_unread, "after read() nothing is unread")
+	}, nil)
+}

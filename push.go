@@ -87,8 +87,10 @@ type DeviceStore interface {
 	UnregisterDevice(ctx context.Context, platform Platform, token string) error
 	// Devices returns the devices of the given clients.
 	Devices(ctx context.Context, clientIDs []string) ([]Device, error)
-	// IncrementBadge adds one to a device's badge and returns the new value.
-	IncrementBadge(ctx context.Context, platform Platform, token string) (int, error)
+	// IncrementBadges adds one to the badge of each device (by platform and
+	// token) and returns the new values in the same order, in one write;
+	// a device that is not registered gets -1 and is not created.
+	IncrementBadges(ctx context.Context, devices []Device) ([]int, error)
 	// ResetBadge sets a device's badge to zero.
 	ResetBadge(ctx context.Context, platform Platform, token string) error
 

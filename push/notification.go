@@ -11,9 +11,10 @@ import (
 	"github.com/leanhub/realtime"
 )
 
-// BadgeCounter increments a device's badge; realtime.DeviceStore is one.
+// BadgeCounter increments devices' badges, many in one write;
+// realtime.DeviceStore is one.
 type BadgeCounter interface {
-	IncrementBadge(ctx context.Context, platform realtime.Platform, token string) (int, error)
+	IncrementBadges(ctx context.Context, devices []realtime.Device) ([]int, error)
 }
 
 // Origin identifies the message a push is about.
@@ -24,10 +25,11 @@ type Origin struct {
 }
 
 // Notifications builds one notification per device from r. When
-// r.IncrementBadge is set it increments each device's badge through badges
-// and writes the new number into that device's payload (badges may be nil
-// otherwise). now is the notifications' CreatedAt, from which their 7-day
-// validity runs.
+// r.IncrementBadge is set it increments every device's badge through badges
+// (one call for all of them) and writes each new number into that device's
+// payload (badges may be nil otherwise); a device no longer registered gets
+// no notification. now is the notifications' CreatedAt, from which their
+// 7-day validity runs.
 //
 // Notification ids are derived from (MsgID, platform, token), so that
 // building the same message's pushes twice yields the same ids and a store
@@ -35,18 +37,27 @@ type Origin struct {
 // random.
 func (r *Rendered) Notifications(ctx context.Context, badges BadgeCounter, devices []realtime.Device, origin Origin, now time.Time) ([]*realtime.Notification, error) {
 	ns := make([]*realtime.Notification, 0, len(devices))
-	for _, d := range devices {
+	var counts []int
+	if r.IncrementBadge {
+		if badges == nil {
+			return nil, fmt.Errorf("push: badge %q needs a BadgeCounter", IncrementBadge)
+		}
+		var err error
+		if counts, err = badges.IncrementBadges(ctx, devices); err != nil {
+			return nil, fmt.Errorf("push: increment badges of %d devices: %w", len(devices), err)
+		}
+		if len(counts) != len(devices) {
+			return nil, fmt.Errorf("push: %d badges for %d devices", len(counts), len(devices))
+		}
+	}
+	for i, d := range devices {
 		payload := r.Payload
 		if r.IncrementBadge {
-			if badges == nil {
-				return nil, fmt.Errorf("push: badge %q needs a BadgeCounter", IncrementBadge)
+			if counts[i] < 0 {
+				continue // unregistered meanwhile
 			}
-			b, err := badges.IncrementBadge(ctx, d.Platform, d.Token)
-			if err != nil {
-				return nil, fmt.Errorf("push: increment badge of %s device of %s: %w", d.Platform, d.ClientID, err)
-			}
-			d.Badge = b
-			payload = r.WithBadge(b)
+			d.Badge = counts[i]
+			payload = r.WithBadge(counts[i])
 		}
 		ns = append(ns, &realtime.Notification{
 			ID:        NotificationID(origin.MsgID, d),

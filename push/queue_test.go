@@ -70,16 +70,21 @@ func (s *memStore) Devices(_ context.Context, clientIDs []string) ([]realtime.De
 	return out, nil
 }
 
-func (s *memStore) IncrementBadge(_ context.Context, p realtime.Platform, token string) (int, error) {
+func (s *memStore) IncrementBadges(_ context.Context, ds []realtime.Device) ([]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.devices[devKey(p, token)]
-	if !ok {
-		return 0, errors.New("no such device")
+	out := make([]int, len(ds))
+	for i, x := range ds {
+		d, ok := s.devices[devKey(x.Platform, x.Token)]
+		if !ok {
+			out[i] = -1
+			continue
+		}
+		d.Badge++
+		s.devices[devKey(x.Platform, x.Token)] = d
+		out[i] = d.Badge
 	}
-	d.Badge++
-	s.devices[devKey(p, token)] = d
-	return d.Badge, nil
+	return out, nil
 }
 
 func (s *memStore) ResetBadge(_ context.Context, p realtime.Platform, token string) error {

@@ -120,8 +120,7 @@
 //   - Malformed conversation ids are ErrConvNotFound, malformed message ids
 //     ErrMessageNotFound, malformed client ids ErrInvalidMessage (client ids
 //     are 1..64 bytes of UTF-8 without control characters).
-//   - IncrementBadge of an unknown device returns an error wrapping
-//     realtime.ErrBadDeviceToken.
+//   - IncrementBadges gives -1 for a device that is not registered.
 //
 // The conformance suite all stores pass is package storetest.
 package store

@@ -94,24 +94,50 @@ func (s *SQL) Devices(ctx context.Context, clientIDs []string) ([]realtime.Devic
 	return out, nil
 }
 
-// IncrementBadge implements realtime.DeviceStore. An unknown device fails
-// with an error wrapping realtime.ErrBadDeviceToken.
-func (s *SQL) IncrementBadge(ctx context.Context, platform realtime.Platform, token string) (int, error) {
-	if err := validDevice(platform, token); err != nil {
-		return 0, err
+// IncrementBadges implements realtime.DeviceStore with one UPDATE ...
+// RETURNING for all the devices. A device listed twice is incremented
+// once. Unknown (or malformed) devices get -1.
+func (s *SQL) IncrementBadges(ctx context.Context, devices []realtime.Device) ([]int, error) {
+	out := make([]int, len(devices))
+	type key struct{ platform, token string }
+	var platforms, tokens []string
+	seen := map[key]bool{}
+	for i, d := range devices {
+		out[i] = -1
+		k := key{string(d.Platform), d.Token}
+		if validDevice(d.Platform, d.Token) != nil || seen[k] {
+			continue
+		}
+		seen[k] = true
+		platforms, tokens = append(platforms, k.platform), append(tokens, k.token)
 	}
-	var badges []int
+	if len(platforms) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Platform string `bun:"platform"`
+		Token    string `bun:"token"`
+		Badge    int    `bun:"badge"`
+	}
+	table, args := s.derivedTable([]string{"p:text", "t:text"}, platforms, tokens)
 	err := s.writeTx(ctx, func(tx bun.Tx) error {
-		return tx.NewRaw("UPDATE devices SET badge = badge + 1 WHERE platform = ? AND token = ? RETURNING badge",
-			string(platform), token).Scan(ctx, &badges)
+		return tx.NewRaw("UPDATE devices SET badge = devices.badge + 1 FROM "+table+
+			" WHERE devices.platform = v.p AND devices.token = v.t RETURNING devices.platform, devices.token, devices.badge",
+			args...).Scan(ctx, &rows)
 	})
-	if err != nil {
-		return 0, wrapInfra("increment badge", err)
+	if err != nil && !isNoRows(err) {
+		return nil, wrapInfra("increment badges", err)
 	}
-	if len(badges) == 0 {
-		return 0, realtime.ErrBadDeviceToken.WithDetail("unknown device")
+	got := make(map[key]int, len(rows))
+	for _, r := range rows {
+		got[key{r.Platform, r.Token}] = r.Badge
 	}
-	return badges[0], nil
+	for i, d := range devices {
+		if b, ok := got[key{string(d.Platform), d.Token}]; ok {
+			out[i] = b
+		}
+	}
+	return out, nil
 }
 
 // ResetBadge implements realtime.DeviceStore; unknown devices are ignored.

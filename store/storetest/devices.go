@@ -109,10 +109,18 @@ func testBadges(t *testing.T, s realtime.DeviceStore) {
 	if err := s.RegisterDevice(ctx(t), realtime.Device{ClientID: "a", Platform: realtime.PlatformIOS, Token: "t"}); err != nil {
 		t.Fatal(err)
 	}
+	ios := realtime.Device{Platform: realtime.PlatformIOS, Token: "t"}
+	inc := func(ds ...realtime.Device) []int {
+		t.Helper()
+		n, err := s.IncrementBadges(ctx(t), ds)
+		if err != nil || len(n) != len(ds) {
+			t.Fatalf("IncrementBadges(%v) = %v %v", ds, n, err)
+		}
+		return n
+	}
 	for want := 1; want <= 3; want++ {
-		n, err := s.IncrementBadge(ctx(t), realtime.PlatformIOS, "t")
-		if err != nil || n != want {
-			t.Fatalf("IncrementBadge = %d %v, want %d", n, err, want)
+		if n := inc(ios); n[0] != want {
+			t.Fatalf("IncrementBadges = %d, want %d", n[0], want)
 		}
 	}
 	if devs, _ := s.Devices(ctx(t), []string{"a"}); len(devs) != 1 || devs[0].Badge != 3 {
@@ -128,11 +136,21 @@ func testBadges(t *testing.T, s realtime.DeviceStore) {
 	if err := s.ResetBadge(ctx(t), realtime.PlatformIOS, "t"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := s.IncrementBadge(ctx(t), realtime.PlatformIOS, "t"); n != 1 {
-		t.Errorf("after reset, increment = %d", n)
+	if n := inc(ios); n[0] != 1 {
+		t.Errorf("after reset, increment = %d", n[0])
 	}
-	if _, err := s.IncrementBadge(ctx(t), realtime.PlatformIOS, "unknown"); err == nil {
-		t.Errorf("IncrementBadge on an unknown device: no error")
+	// Many devices in one call; unknown and malformed ones get -1 and
+	// are not created.
+	if err := s.RegisterDevice(ctx(t), realtime.Device{ClientID: "b", Platform: realtime.PlatformAndroid, Token: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	android := realtime.Device{Platform: realtime.PlatformAndroid, Token: "u"}
+	n := inc(android, realtime.Device{Platform: realtime.PlatformIOS, Token: "unknown"}, ios, realtime.Device{})
+	if n[0] != 1 || n[1] != -1 || n[2] != 2 || n[3] != -1 {
+		t.Errorf("IncrementBadges of four = %v, want [1 -1 2 -1]", n)
+	}
+	if devs, _ := s.Devices(ctx(t), []string{"a", "b"}); len(devs) != 2 {
+		t.Errorf("devices after incrementing unknown ones = %+v", devs)
 	}
 	// Concurrent increments are not lost.
 	if err := s.ResetBadge(ctx(t), realtime.PlatformIOS, "t"); err != nil {
@@ -143,8 +161,8 @@ func testBadges(t *testing.T, s realtime.DeviceStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := s.IncrementBadge(context.Background(), realtime.PlatformIOS, "t"); err != nil {
-				t.Errorf("IncrementBadge: %v", err)
+			if _, err := s.IncrementBadges(context.Background(), []realtime.Device{ios}); err != nil {
+				t.Errorf("IncrementBadges: %v", err)
 			}
 		}()
 	}

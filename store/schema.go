@@ -156,15 +156,32 @@ func (s *SQL) migrate(ctx context.Context) error {
 	)`); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	var current int
-	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-		return fmt.Errorf("store: migrate: read version: %w", err)
+	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("store: migrate: read versions: %w", err)
+	}
+	applied := map[int]bool{}
+	current := 0
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: migrate: read versions: %w", err)
+		}
+		applied[v] = true
+		current = max(current, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: migrate: read versions: %w", err)
 	}
 	if current > SchemaVersion() {
 		return fmt.Errorf("store: database schema version %d is newer than this package's %d", current, SchemaVersion())
 	}
+	// Every step not recorded yet runs, in order: a step added below an
+	// already applied one (branches merged out of order) is not skipped.
 	for _, m := range migrations {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		for _, stmt := range m.stmts {

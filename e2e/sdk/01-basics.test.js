@@ -7,13 +7,12 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, dropSocket, Recorder, waitUnread, WAIT_MS,
+  Event, ids, waitFor, sendText, dropSocket, Recorder, waitUnread, WAIT_MS,
 } = require('../lib/clients');
-
-const { TextMessage, MessageQueryDirection } = SDK;
 
 for (const noBinary of [false, true]) {
   eachBackend(`basics (${noBinary ? 'noBinary base64' : 'binary'})`, { realtime: { noBinary } }, ctx => {
+    const { TextMessage, MessageQueryDirection } = ctx.SDK;
     test('Tom creates a conversation with Jerry and Jerry receives his text', T, async () => {
       const { Tom, Jerry } = ids('Tom', 'Jerry');
       const tom = await ctx.login(Tom);

@@ -7,10 +7,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, expectNoEvent, withTimeout, WAIT_MS,
+  Event, ids, waitFor, sendText, expectNoEvent, withTimeout, WAIT_MS,
 } = require('../lib/clients');
-
-const { TextMessage, RecalledMessage } = SDK;
 
 async function pair(ctx, name) {
   const { Tom, Jerry } = ids('Tom', 'Jerry');
@@ -24,6 +22,8 @@ async function pair(ctx, name) {
 }
 
 eachBackend('edit and recall', {}, ctx => {
+  const { TextMessage, RecalledMessage } = ctx.SDK;
+
   test('update(old, new): Jerry gets MESSAGE_UPDATE with the new content; history has it', T, async () => {
     const { Tom, tomConv, jerryConv, original } = await pair(ctx, 'edit');
     const updated = waitFor(jerryConv, Event.MESSAGE_UPDATE);

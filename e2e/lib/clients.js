@@ -251,6 +251,32 @@ function dropSocket(client) {
   else ws.close();
 }
 
+/**
+ * Records every command the server sends on a client's socket from now on, decoded with the
+ * SDK's own protobuf classes (5.x exports them as Protocols, 4.x as Protocals, sic). SDK
+ * internals, tests only: for what the SDK does not expose (an ack's appMsg) or does on its own
+ * (4.x and 5.x raise UNREAD_MESSAGES_COUNT_UPDATE for every live message, so only the wire
+ * tells whether the server sent an unread notification). The socket is shared by every client
+ * of the Realtime. Resolves nothing; {commands, stop()}.
+ */
+function tapCommands(client) {
+  const SDK = loadSdk(sdkOf(client));
+  const { GenericCommand } = SDK.Protocols || SDK.Protocals;
+  const ws = client._connection && client._connection._ws;
+  if (!ws || typeof ws.on !== 'function') throw new Error('no underlying ws to observe (SDK internals changed?)');
+  const commands = [];
+  const onMessage = data => {
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'base64') : Buffer.from(data);
+      commands.push(GenericCommand.decode(bytes));
+    } catch (_) {
+      // not a command we can decode: ignore
+    }
+  };
+  ws.on('message', onMessage);
+  return { commands, stop: () => ws.off('message', onMessage) };
+}
+
 /** Closes clients and the realtime, ignoring errors (for after() hooks). */
 async function closeQuietly(...things) {
   for (const t of things) {
@@ -356,6 +382,7 @@ module.exports = {
   Recorder,
   sendText,
   dropSocket,
+  tapCommands,
   closeQuietly,
   withTimeout,
   sleep,

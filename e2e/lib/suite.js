@@ -17,17 +17,17 @@ const T = { timeout: Number(process.env.E2E_TEST_TIMEOUT_MS || 30000) };
  * @param {string} title
  * @param {object} opts {args: extra app flags, realtime: newRealtime options, or a function
  *   (SDK, sdkName) -> options, binary: 'chat' (default) or 'testserver', external: why the
- *   group cannot run against E2E_SERVER_URL, only: {sdk4?: why not, sdk5?: why not} to skip
- *   a version with a reason}
+ *   group cannot run against E2E_SERVER_URL, sdks: ['sdk4'] to declare the group only for
+ *   the SDKs that have the feature (e.g. 4.x pushOfflineMessages)}
  * @param {(ctx: object) => void} body declares the tests; called once per group with ctx.sdk
  *   ('sdk4' | 'sdk5') and ctx.SDK (that SDK's module: TextMessage, RecalledMessage, ...) set;
  *   ctx.server, ctx.realtime are filled in before(); ctx.login(id, opts), ctx.child(opts).
  */
 function eachBackend(title, opts, body) {
   for (const sdk of sdks()) {
+    if (opts.sdks && !opts.sdks.includes(sdk.name)) continue;
     for (const backend of backends()) {
-      let skip = backend.name === 'external' && opts.external ? opts.external : backend.skip;
-      if (!skip && opts.skipSdk && opts.skipSdk[sdk.name]) skip = opts.skipSdk[sdk.name];
+      const skip = backend.name === 'external' && opts.external ? opts.external : backend.skip;
       describe(`${title} [${sdk.name} ${backend.name}]`, { skip }, () => {
         const SDK = loadSdk(sdk.name);
         const ctx = {

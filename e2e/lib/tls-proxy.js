@@ -74,8 +74,9 @@ const HOP_BY_HOP = new Set([
 
 /**
  * Starts the proxy in front of `target` (an http://host:port base). Resolves to
- * {host: '127.0.0.1:PORT', url: 'https://127.0.0.1:PORT', requests, upgrades, close()}; the
- * counters tell a test that the SDK really went through it.
+ * {host: '127.0.0.1:PORT', url: 'https://127.0.0.1:PORT', cert, stats, close()}; stats
+ * ({requests, upgrades, log: ['GET /im/v1/route?..', 'UPGRADE /im/ws', ...], the latest 200})
+ * tell a test what the SDK asked for through it.
  */
 async function startTlsProxy(target) {
   const upstream = new URL(target);
@@ -83,10 +84,15 @@ async function startTlsProxy(target) {
   const upstreamPort = Number(upstream.port || 80);
   const { key, cert } = testCertificate();
   const sockets = new Set();
-  const stats = { requests: 0, upgrades: 0 };
+  const stats = { requests: 0, upgrades: 0, log: [] };
+  const note = line => {
+    stats.log.push(line);
+    if (stats.log.length > 200) stats.log.shift();
+  };
 
   const server = https.createServer({ key, cert }, (req, res) => {
     stats.requests += 1;
+    note(`${req.method} ${req.url}`);
     const headers = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
     headers['x-forwarded-proto'] = 'https';
@@ -110,6 +116,7 @@ async function startTlsProxy(target) {
   // drops (or is SIGKILLed) is seen by the hub as a dropped socket, as it would be directly.
   server.on('upgrade', (req, client, head) => {
     stats.upgrades += 1;
+    note(`UPGRADE ${req.url}`);
     client.pause(); // until spliced: nothing the client sends early is lost
     const app = net.connect(upstreamPort, upstream.hostname);
     sockets.add(app);
@@ -152,6 +159,7 @@ async function startTlsProxy(target) {
   return {
     host: `127.0.0.1:${port}`,
     url: `https://127.0.0.1:${port}`,
+    cert,
     stats,
     close() {
       return new Promise(resolve => {

@@ -10,7 +10,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  Event, ids, newRealtime, login, waitFor, expectNoEvent, sendText, closeQuietly, withTimeout, WAIT_MS,
+  Event, ids, waitFor, expectNoEvent, sendText, tapCommands, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
 const DROP_APP_CODE = 1001;
@@ -19,26 +19,16 @@ const FORBIDDEN_APP_CODE = 2002;
 const FORBIDDEN_DETAIL = 'conversation name refused by the test hook';
 
 /**
- * Records the acks the server sends to a client, decoded with the SDK's own protobuf classes
- * (SDK internals, tests only). The SDK turns a coded ack into an error with code, reason and
- * appCode only; the hook's detail travels in ack.appMsg, which the SDK does not expose.
+ * Records the acks the server sends to a client. The SDK turns a coded ack into an error with
+ * code, reason and appCode only; the hook's detail travels in ack.appMsg, which the SDK does
+ * not expose.
  */
-function recordAcks(SDK, client) {
-  const ws = client._connection && client._connection._ws;
-  if (!ws || typeof ws.on !== 'function') throw new Error('no underlying ws to observe (SDK internals changed?)');
-  const acks = [];
-  const onMessage = data => {
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'base64') : Buffer.from(data);
-      // 5.x exports its classes as Protocols, 4.x as Protocals (sic).
-      const cmd = (SDK.Protocols || SDK.Protocals).GenericCommand.decode(bytes);
-      if (cmd.ackMessage) acks.push(cmd.ackMessage);
-    } catch (_) {
-      // not a command we can decode: ignore
-    }
+function recordAcks(client) {
+  const tap = tapCommands(client);
+  return {
+    get acks() { return tap.commands.filter(c => c.ackMessage).map(c => c.ackMessage); },
+    stop: tap.stop,
   };
-  ws.on('message', onMessage);
-  return { acks, stop: () => ws.off('message', onMessage) };
 }
 
 eachBackend('hooks', { binary: 'testserver', external: 'needs e2e/testserver (its hooks), not an external server' }, ctx => {
@@ -54,7 +44,7 @@ eachBackend('hooks', { binary: 'testserver', external: 'needs e2e/testserver (it
     await first;
 
     const neverAtJerry = expectNoEvent(jerry, Event.MESSAGE, m => typeof m.text === 'string' && m.text.includes('DROP-ME'), 2000);
-    const wire = recordAcks(ctx.SDK, tom);
+    const wire = recordAcks(tom);
     const dropped = new TextMessage('please DROP-ME');
     const err = await withTimeout(conversation.send(dropped), WAIT_MS, 'the dropped send').then(
       m => assert.fail(`send of a DROP-ME message resolved (id ${m && m.id}); expected a 4402 rejection`),

@@ -99,6 +99,7 @@ async function startTlsProxy(target) {
     const out = http.request({
       host: upstream.hostname, port: upstreamPort, method: req.method, path: req.url, headers,
     }, up => {
+      if (process.env.E2E_SERVER_LOG) process.stderr.write(`[tls-proxy] ${req.method} ${req.url} -> ${up.statusCode}\n`);
       const back = {};
       for (const [k, v] of Object.entries(up.headers)) if (!HOP_BY_HOP.has(k)) back[k] = v;
       res.writeHead(up.statusCode, up.statusMessage, back);

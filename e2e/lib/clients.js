@@ -8,7 +8,7 @@ const path = require('node:path');
 const { fork } = require('node:child_process');
 const { EventEmitter } = require('node:events');
 const { RUN_ID } = require('./server');
-const { loadSdk, sdkOf } = require('./sdk');
+const { loadSdk, loadedSdks, sdkOf } = require('./sdk');
 
 // Event names are the same strings in 4.x and 5.x (newRealtime checks it), so tests use one.
 const { Event } = loadSdk('sdk5');
@@ -226,7 +226,7 @@ class Recorder {
 /** A one-line description of a message for failure output. */
 function describe(m) {
   if (!m || typeof m !== 'object') return String(m);
-  if (['sdk4', 'sdk5'].some(n => m instanceof loadSdk(n).Message)) {
+  if (loadedSdks().some(SDK => m instanceof SDK.Message)) {
     return JSON.stringify({ id: m.id, from: m.from, cid: m.cid, type: m.type, text: m.text, content: m.content });
   }
   return String(m);
@@ -257,7 +257,7 @@ function dropSocket(client) {
  * internals, tests only: for what the SDK does not expose (an ack's appMsg) or does on its own
  * (4.x and 5.x raise UNREAD_MESSAGES_COUNT_UPDATE for every live message, so only the wire
  * tells whether the server sent an unread notification). The socket is shared by every client
- * of the Realtime. Resolves nothing; {commands, stop()}.
+ * of the Realtime. Returns {commands, stop()}.
  */
 function tapCommands(client) {
   const SDK = loadSdk(sdkOf(client));

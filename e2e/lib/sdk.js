@@ -15,8 +15,17 @@ const loaded = new Map();
 function loadSdk(name) {
   const v = VERSIONS[name];
   if (!v) throw new Error(`unknown SDK ${name}; known: ${Object.keys(VERSIONS).join(', ')}`);
-  if (!loaded.has(name)) loaded.set(name, require(v.module));
+  if (!loaded.has(name)) {
+    const version = sdkVersion(name);
+    if (!version.startsWith(`${v.major}.`)) throw new Error(`${v.module} is ${version}, not a ${v.major}.x: check package.json`);
+    loaded.set(name, require(v.module));
+  }
   return loaded.get(name);
+}
+
+/** The SDK modules loaded so far in this process. */
+function loadedSdks() {
+  return [...loaded.values()];
 }
 
 /** The installed version string of 'sdk4' or 'sdk5', e.g. '4.3.1'. */
@@ -45,4 +54,4 @@ function sdkOf(thing) {
   throw new Error('cannot tell which SDK this object belongs to (not made through newRealtime?)');
 }
 
-module.exports = { VERSIONS, loadSdk, sdkVersion, sdks, sdkOf };
+module.exports = { VERSIONS, loadSdk, loadedSdks, sdkVersion, sdks, sdkOf };

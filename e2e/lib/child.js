@@ -1,13 +1,21 @@
 'use strict';
 // A client in its own process, driven over IPC by lib/clients.js (ChildClient). SDK 5.x allows
 // one Realtime per appId per process, so a user's second device, or a client whose process is
-// SIGKILLed (will messages), lives here.
+// SIGKILLed (will messages), lives here. `init` says which SDK (sdk4 | sdk5, lib/sdk.js) and
+// the Realtime options (lib/clients.js realtimeOptions).
 //
 // Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error: {message, code}}.
 // Events:   {event, data}: message, unread, conflict, close, update, recall, delivered, read,
 //           reconnect, disconnect.
 
-const { Realtime, Event, TextMessage, MessageQueryDirection } = require('leancloud-realtime');
+const { loadSdk } = require('./sdk');
+const { trustTestCertificates } = require('./tls-proxy');
+
+// Set by init: the chosen SDK's classes.
+let Realtime;
+let Event;
+let TextMessage;
+let MessageQueryDirection;
 
 let realtime;
 let client;
@@ -80,10 +88,13 @@ function attach(c) {
 }
 
 const ops = {
-  async init({ appId, appKey, server, noBinary }) {
+  async init({ sdk, options }) {
+    ({ Realtime, Event, TextMessage, MessageQueryDirection } = loadSdk(sdk));
+    // SDK 4.x reaches the app through the TLS proxy and its self-signed certificate.
+    if (sdk === 'sdk4') trustTestCertificates();
     // Handlers attach in the IMClient constructor (a plugin hook), before the session opens,
     // so the unread sync pushed right after login is forwarded too.
-    realtime = new Realtime({ appId, appKey, server, noBinary, plugins: [{ name: 'e2e-child', onIMClientCreate: attach }] });
+    realtime = new Realtime({ ...options, plugins: [{ name: 'e2e-child', onIMClientCreate: attach }] });
     return true;
   },
   async login({ clientId, tag, isReconnect }) {

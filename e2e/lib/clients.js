@@ -1,14 +1,17 @@
 'use strict';
-// Helpers for driving the unmodified leancloud-realtime SDK from node:test.
+// Helpers for driving the unmodified leancloud-realtime SDK (4.x or 5.x, lib/sdk.js) from
+// node:test. A server object says which SDK talks to it (server.sdk) and what that SDK's
+// `server` option is (server.sdkServer); lib/suite.js fills both in.
 
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { EventEmitter } = require('node:events');
-const SDK = require('leancloud-realtime');
 const { RUN_ID } = require('./server');
+const { loadSdk, loadedSdks, sdkOf } = require('./sdk');
 
-const { Realtime, Event, TextMessage } = SDK;
+// Event names are the same strings in 4.x and 5.x (newRealtime checks it), so tests use one.
+const { Event } = loadSdk('sdk5');
 
 /** Default bound for every wait: a broken server fails the test instead of hanging it. */
 const WAIT_MS = Number(process.env.E2E_WAIT_MS || 10000);
@@ -30,16 +33,35 @@ function ids(...names) {
 }
 
 /**
- * A Realtime for the server. SDK 5.x allows one Realtime per appId per process; the harness
- * gives every server its own appId, so call this once per server.
+ * The Realtime options that point an SDK at the server. 5.x: `server` is the http base + '/im'.
+ * 4.x: `server` is a host[/path] without scheme that 4.x always reaches over https, so it is
+ * the TLS proxy in front of the app (lib/tls-proxy.js): '127.0.0.1:PROXYPORT/im'.
  */
-function newRealtime(server, { noBinary = false, plugins = [], messageClasses = [] } = {}) {
-  const realtime = new Realtime({
+function realtimeOptions(server, { noBinary = false } = {}) {
+  const sdk = server.sdk || 'sdk5';
+  if (sdk === 'sdk4' && !server.sdkServer) throw new Error('SDK 4.x needs server.sdkServer (the TLS proxy host + /im)');
+  return {
     appId: server.appId,
     appKey: server.appKey,
-    server: server.imServer,
+    server: server.sdkServer || server.imServer,
     noBinary,
-    plugins: [recordingPlugin, ...plugins],
+  };
+}
+
+/**
+ * A Realtime of the server's SDK (server.sdk, default sdk5). SDK 5.x allows one Realtime per
+ * appId per process (4.x does not check); the harness gives every server its own appId, so
+ * call this once per server. `extra` are further Realtime options (e.g. 4.x
+ * pushOfflineMessages).
+ */
+function newRealtime(server, { noBinary = false, plugins = [], messageClasses = [], extra = {} } = {}) {
+  const sdk = server.sdk || 'sdk5';
+  const SDK = loadSdk(sdk);
+  if (JSON.stringify(SDK.Event) !== JSON.stringify(Event)) throw new Error(`${sdk} has other Event names than sdk5`);
+  const realtime = new SDK.Realtime({
+    ...realtimeOptions(server, { noBinary }),
+    ...extra,
+    plugins: [recordingPlugin(sdk), ...plugins],
   });
   if (messageClasses.length) realtime.register(messageClasses);
   return realtime;
@@ -65,12 +87,15 @@ const CLIENT_EVENTS = [
  * An SDK plugin that attaches a Recorder to each IMClient in its constructor, before the
  * session opens: the unread sync pushed right after login is then never missed.
  */
-const recordingPlugin = {
-  name: 'e2e-recorder',
-  onIMClientCreate(client) {
-    Object.defineProperty(client, '__e2eEvents', { value: new Recorder(client, CLIENT_EVENTS) });
-  },
-};
+function recordingPlugin(sdk) {
+  return {
+    name: 'e2e-recorder',
+    onIMClientCreate(client) {
+      Object.defineProperty(client, '__e2eEvents', { value: new Recorder(client, CLIENT_EVENTS) });
+      Object.defineProperty(client, '__e2eSdk', { value: sdk });
+    },
+  };
+}
 
 /** The Recorder of a client created through newRealtime(): every event since creation. */
 function eventsOf(client) {
@@ -201,14 +226,15 @@ class Recorder {
 /** A one-line description of a message for failure output. */
 function describe(m) {
   if (!m || typeof m !== 'object') return String(m);
-  if (m instanceof SDK.Message) {
+  if (loadedSdks().some(SDK => m instanceof SDK.Message)) {
     return JSON.stringify({ id: m.id, from: m.from, cid: m.cid, type: m.type, text: m.text, content: m.content });
   }
   return String(m);
 }
 
-/** Sends a TextMessage and returns the sent message. */
+/** Sends a TextMessage (of the conversation's SDK) and returns the sent message. */
 function sendText(conversation, text, options) {
+  const { TextMessage } = loadSdk(sdkOf(conversation));
   return withTimeout(conversation.send(new TextMessage(text), options), WAIT_MS, `send of "${text}"`);
 }
 
@@ -223,6 +249,32 @@ function dropSocket(client) {
   if (!ws) throw new Error('no underlying websocket to drop (SDK internals changed?)');
   if (typeof ws.terminate === 'function') ws.terminate();
   else ws.close();
+}
+
+/**
+ * Records every command the server sends on a client's socket from now on, decoded with the
+ * SDK's own protobuf classes (5.x exports them as Protocols, 4.x as Protocals, sic). SDK
+ * internals, tests only: for what the SDK does not expose (an ack's appMsg) or does on its own
+ * (4.x and 5.x raise UNREAD_MESSAGES_COUNT_UPDATE for every live message, so only the wire
+ * tells whether the server sent an unread notification). The socket is shared by every client
+ * of the Realtime. Returns {commands, stop()}.
+ */
+function tapCommands(client) {
+  const SDK = loadSdk(sdkOf(client));
+  const { GenericCommand } = SDK.Protocols || SDK.Protocals;
+  const ws = client._connection && client._connection._ws;
+  if (!ws || typeof ws.on !== 'function') throw new Error('no underlying ws to observe (SDK internals changed?)');
+  const commands = [];
+  const onMessage = data => {
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'base64') : Buffer.from(data);
+      commands.push(GenericCommand.decode(bytes));
+    } catch (_) {
+      // not a command we can decode: ignore
+    }
+  };
+  ws.on('message', onMessage);
+  return { commands, stop: () => ws.off('message', onMessage) };
 }
 
 /** Closes clients and the realtime, ignoring errors (for after() hooks). */
@@ -246,7 +298,7 @@ async function closeQuietly(...things) {
  * `.events` is a Recorder over them.
  */
 class ChildClient extends EventEmitter {
-  constructor(server, { noBinary = false } = {}) {
+  constructor(server, { noBinary = false, extra = {} } = {}) {
     super();
     this.proc = fork(path.join(__dirname, 'child.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -275,9 +327,8 @@ class ChildClient extends EventEmitter {
       this.pending.clear();
     });
     this.events = new Recorder(this, ['message', 'unread', 'conflict', 'close', 'update', 'recall', 'delivered', 'read', 'reconnect', 'disconnect']);
-    this.ready = this.call('init', {
-      appId: server.appId, appKey: server.appKey, server: server.imServer, noBinary,
-    });
+    this.sdk = server.sdk || 'sdk5';
+    this.ready = this.call('init', { sdk: this.sdk, options: { ...realtimeOptions(server, { noBinary }), ...extra } });
   }
 
   call(op, args = {}, ms = WAIT_MS) {
@@ -318,11 +369,11 @@ class ChildClient extends EventEmitter {
 }
 
 module.exports = {
-  SDK,
   Event,
   WAIT_MS,
   ids,
   newRealtime,
+  realtimeOptions,
   login,
   eventsOf,
   waitUnread,
@@ -331,6 +382,7 @@ module.exports = {
   Recorder,
   sendText,
   dropSocket,
+  tapCommands,
   closeQuietly,
   withTimeout,
   sleep,

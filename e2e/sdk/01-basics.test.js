@@ -5,15 +5,15 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const https = require('node:https');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, dropSocket, Recorder, waitUnread, WAIT_MS,
+  Event, ids, waitFor, sendText, dropSocket, Recorder, waitUnread, WAIT_MS,
 } = require('../lib/clients');
-
-const { TextMessage, MessageQueryDirection } = SDK;
 
 for (const noBinary of [false, true]) {
   eachBackend(`basics (${noBinary ? 'noBinary base64' : 'binary'})`, { realtime: { noBinary } }, ctx => {
+    const { TextMessage, MessageQueryDirection } = ctx.SDK;
     test('Tom creates a conversation with Jerry and Jerry receives his text', T, async () => {
       const { Tom, Jerry } = ids('Tom', 'Jerry');
       const tom = await ctx.login(Tom);
@@ -36,6 +36,38 @@ for (const noBinary of [false, true]) {
       assert.equal(message.timestamp.getTime(), sent.timestamp.getTime());
       assert.equal(jerryConversation.id, conversation.id);
       assert.equal(jerryConversation.name, 'Tom & Jerry');
+    });
+
+    // Only SDK 4.x is fronted by the TLS proxy (5.x takes the http:// server as it is).
+    if (ctx.sdk === 'sdk4') test('SDK 4.x finds the websocket through the router over https and connects over wss', T, async () => {
+      const { Tom } = ids('Tom');
+      await ctx.login(Tom);
+      const { stats, url, host, cert } = ctx.proxy;
+      // What 4.3.1 asked: https://{server}/v1/route?appId=..&secure=true&_t=..
+      const routed = stats.log.find(l => l.startsWith('GET /im/v1/route?'));
+      assert.ok(routed, `the SDK asked the router through the proxy; proxy saw ${JSON.stringify(stats.log)}`);
+      const query = new URL(routed.slice(4), url).searchParams;
+      assert.equal(query.get('appId'), ctx.server.appId);
+      assert.equal(query.get('secure'), 'true');
+      assert.ok(stats.log.includes('UPGRADE /im/ws'), `the websocket went through the proxy; proxy saw ${JSON.stringify(stats.log)}`);
+
+      // The router's answer to that query, fetched over verified TLS (the proxy's own
+      // certificate as the only CA): wss:// back through the proxy, because the proxy says
+      // X-Forwarded-Proto: https.
+      const answer = await new Promise((resolve, reject) => {
+        const req = https.get(`${url}${routed.slice(4)}`, { ca: cert, rejectUnauthorized: true, timeout: WAIT_MS }, res => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', d => { body += d; });
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        });
+        req.on('timeout', () => req.destroy(new Error('router request timed out')));
+        req.on('error', reject);
+      });
+      assert.equal(answer.status, 200, answer.body);
+      const route = JSON.parse(answer.body);
+      assert.equal(route.server, `wss://${host}/im/ws`);
+      assert.ok(route.ttl > 0, `ttl ${route.ttl}`);
     });
 
     test('a group of three: everyone but the sender receives each message', T, async () => {

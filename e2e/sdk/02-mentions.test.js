@@ -5,11 +5,11 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
-const { SDK, Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS } = require('../lib/clients');
-
-const { TextMessage } = SDK;
+const { Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS } = require('../lib/clients');
 
 eachBackend('mentions', {}, ctx => {
+  const { TextMessage } = ctx.SDK;
+
   test('setMentionList([Tom]): Tom is mentioned, Kate is not; both see the list', T, async () => {
     const { Tom, Jerry, Kate } = ids('Tom', 'Jerry', 'Kate');
     const tom = await ctx.login(Tom);

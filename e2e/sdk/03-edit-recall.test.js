@@ -7,10 +7,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, expectNoEvent, withTimeout, WAIT_MS,
+  Event, ids, waitFor, sendText, expectNoEvent, withTimeout, WAIT_MS,
 } = require('../lib/clients');
-
-const { TextMessage, RecalledMessage } = SDK;
 
 async function pair(ctx, name) {
   const { Tom, Jerry } = ids('Tom', 'Jerry');
@@ -24,6 +22,8 @@ async function pair(ctx, name) {
 }
 
 eachBackend('edit and recall', {}, ctx => {
+  const { TextMessage, RecalledMessage } = ctx.SDK;
+
   test('update(old, new): Jerry gets MESSAGE_UPDATE with the new content; history has it', T, async () => {
     const { Tom, tomConv, jerryConv, original } = await pair(ctx, 'edit');
     const updated = waitFor(jerryConv, Event.MESSAGE_UPDATE);
@@ -78,10 +78,13 @@ eachBackend('edit and recall', {}, ctx => {
     const raw = { id: original.id, timestamp: original.timestamp, cid: original.cid };
     const noUpdate = expectNoEvent(tomConv, Event.MESSAGE_UPDATE, () => true, 1500);
     const noRecall = expectNoEvent(tomConv, Event.MESSAGE_RECALL, () => true, 1500);
+    // A refusal from the server carries its error code; an SDK-side failure would not.
     await assert.rejects(withTimeout(jerryConv.update(raw, new TextMessage('hijacked')), WAIT_MS, 'raw update'),
-      err => !/timed out/.test(err.message), 'server refuses an edit of another client\'s message');
+      err => !/timed out/.test(err.message) && typeof err.code === 'number',
+      'server refuses an edit of another client\'s message');
     await assert.rejects(withTimeout(jerryConv.recall(raw), WAIT_MS, 'raw recall'),
-      err => !/timed out/.test(err.message), 'server refuses a recall of another client\'s message');
+      err => !/timed out/.test(err.message) && typeof err.code === 'number',
+      'server refuses a recall of another client\'s message');
     await noUpdate;
     await noRecall;
     const history = await tomConv.queryMessages({ limit: 10 });

@@ -6,12 +6,12 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, sendText, eventsOf, expectNoEvent, withTimeout, WAIT_MS,
+  Event, ids, waitFor, sendText, eventsOf, expectNoEvent, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-const { TextMessage } = SDK;
-
 eachBackend('transient messages', {}, ctx => {
+  const { TextMessage } = ctx.SDK;
+
   test('an online member receives a transient message; the send resolves', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom);

@@ -7,12 +7,12 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS,
+  Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-const { TextMessage, MessageStatus } = SDK;
-
 eachBackend('receipts', {}, ctx => {
+  const { TextMessage, MessageStatus } = ctx.SDK;
+
   test('delivery and read receipts update lastDeliveredAt and lastReadAt', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     let tom = await ctx.login(Tom);

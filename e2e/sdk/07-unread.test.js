@@ -6,7 +6,9 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
-const { Event, ids, waitFor, sendText, eventsOf, withTimeout, WAIT_MS } = require('../lib/clients');
+const {
+  Event, ids, waitFor, sendText, eventsOf, expectNoEvent, tapCommands, withTimeout, WAIT_MS,
+} = require('../lib/clients');
 
 eachBackend('unread sync', {}, ctx => {
   test('messages sent while offline: UNREAD_MESSAGES_COUNT_UPDATE on login with count and lastMessage', T, async () => {
@@ -89,5 +91,48 @@ eachBackend('unread sync', {}, ctx => {
     const [cs] = await mobile.events.wait('unread',
       list => list.some(c => c.id === conversation.id && c.unreadMessagesCount === 0));
     assert.equal(cs.find(c => c.id === conversation.id).unreadMessagesCount, 0);
+  });
+});
+
+// SDK 4.x only: Realtime({pushOfflineMessages: true}) speaks lc.protobuf2.1, on which the server
+// syncs by pushing the missed messages themselves instead of unread notifications (5.x dropped
+// the option). Seed: "Notifications on Updates of Unread Message Count" is the default mode;
+// this is the other one.
+eachBackend('offline messages pushed on login (pushOfflineMessages)', {
+  sdks: ['sdk4'], realtime: { extra: { pushOfflineMessages: true } },
+}, ctx => {
+  test('messages sent while offline arrive as MESSAGE events after login, oldest first, once each, with no unread notification', T, async () => {
+    const { Tom, Jerry } = ids('Tom', 'Jerry');
+    const tom = await ctx.login(Tom);
+    const conversation = await tom.createConversation({ members: [Jerry], name: 'pushed offline' });
+    const sent = [];
+    for (const text of ['one', 'two', 'three']) sent.push(await sendText(conversation, text));
+
+    // Jerry's session opens on Tom's socket (one Realtime, one socket): tapping it now sees
+    // everything the server sends Jerry. The SDK itself raises UNREAD_MESSAGES_COUNT_UPDATE
+    // for each message it receives, so only the wire tells whether the server sent unread.
+    const wire = tapCommands(tom);
+    const jerry = await ctx.login(Jerry);
+    const events = eventsOf(jerry);
+    const [last, conv] = await events.wait(Event.MESSAGE, m => m.id === sent[2].id);
+    assert.equal(conv.id, conversation.id);
+    assert.equal(last.from, Tom);
+    // Nothing more arrives for this conversation: no duplicate, no unread notification.
+    await expectNoEvent(jerry, Event.MESSAGE, m => m.cid === conversation.id, 1500);
+    const pushed = events.all(Event.MESSAGE).map(([m]) => m).filter(m => m.cid === conversation.id);
+    assert.deepEqual(pushed.map(m => m.id), sent.map(m => m.id), 'each missed message once, oldest first');
+    assert.deepEqual(pushed.map(m => m.text), ['one', 'two', 'three']);
+    assert.deepEqual(pushed.map(m => m.timestamp.getTime()), sent.map(m => m.timestamp.getTime()));
+    wire.stop();
+    const directs = wire.commands.filter(c => c.directMessage && c.directMessage.cid === conversation.id);
+    assert.deepEqual(directs.map(c => c.directMessage.id), sent.map(m => m.id), 'the server pushed each missed message once');
+    const unread = wire.commands.filter(c => c.unreadMessage)
+      .flatMap(c => c.unreadMessage.convs || []).filter(t => t.cid === conversation.id);
+    assert.deepEqual(unread, [], 'push-style sync sends the messages, not unread notifications');
+
+    // Online messages keep coming as usual.
+    const live = waitFor(jerry, Event.MESSAGE, m => m.text === 'online');
+    const online = await sendText(conversation, 'online');
+    assert.equal((await live)[0].id, online.id);
   });
 });

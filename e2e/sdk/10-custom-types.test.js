@@ -9,30 +9,46 @@ const assert = require('node:assert/strict');
 const AV = require('leancloud-storage');
 const initTypedMessages = require('leancloud-realtime-plugin-typed-messages');
 const { eachBackend, T } = require('../lib/suite');
-const { SDK, Event, ids, waitFor, withTimeout, WAIT_MS } = require('../lib/clients');
-
-const { TypedMessage, TextMessage, messageType, messageField } = SDK;
-
-// Define OperationMessage for sending and receiving messages regarding user operations
-class OperationMessage extends TypedMessage {}
-// Specify the type; can be other positive integers
-messageType(1)(OperationMessage);
-// The `op` field needs to be sent with the message
-messageField('op')(OperationMessage);
+const { Event, ids, waitFor, withTimeout, WAIT_MS } = require('../lib/clients');
 
 // The plugin builds its file and location types on the storage SDK's AV.File / AV.GeoPoint.
 // Nothing here talks to a storage server: AV.init only satisfies the storage SDK.
 AV.init({ appId: 'e2e-storage-unused', appKey: 'unused', serverURL: 'http://127.0.0.1:9' });
-const { TypedMessagesPlugin, LocationMessage, ImageMessage, FileMessage } = initTypedMessages(AV, SDK);
 
-/** An already-uploaded file, as the plugin itself rebuilds one from a received message. */
-function uploadedFile(objId, name, url, metaData) {
+const typesBySdk = new Map();
+/**
+ * The message classes for one SDK module (4.x and 5.x each have their own TypedMessage, so
+ * each gets its own OperationMessage and its own plugin classes). The plugin requires nothing
+ * by name: initTypedMessages(AV, IM) takes the SDK it extends, and plugin 4.0.2 declares
+ * leancloud-realtime ^4.0.0-alpha.3 || ^5.0.0-alpha.2 as its peer, so one version serves both.
+ */
+function typesFor(SDK) {
+  if (!typesBySdk.has(SDK)) {
+    const { TypedMessage, messageType, messageField } = SDK;
+    // Define OperationMessage for sending and receiving messages regarding user operations
+    class OperationMessage extends TypedMessage {}
+    // Specify the type; can be other positive integers
+    messageType(1)(OperationMessage);
+    // The `op` field needs to be sent with the message
+    messageField('op')(OperationMessage);
+    typesBySdk.set(SDK, { OperationMessage, ...initTypedMessages(AV, SDK) });
+  }
+  return typesBySdk.get(SDK);
+}
+
+/** An already-uploaded file, as the plugin's FileMessage itself rebuilds one from a received message. */
+function uploadedFile(FileMessage, objId, name, url, metaData) {
   return FileMessage._parseFileFromRawData({ _lcfile: { objId, url, metaData: { ...metaData, name } } });
 }
 
 eachBackend('custom message types', {
-  realtime: { messageClasses: [OperationMessage], plugins: [TypedMessagesPlugin] },
+  realtime: SDK => ({ messageClasses: [typesFor(SDK).OperationMessage], plugins: [typesFor(SDK).TypedMessagesPlugin] }),
 }, ctx => {
+  const { TextMessage } = ctx.SDK;
+  const {
+    OperationMessage, LocationMessage, ImageMessage, FileMessage,
+  } = typesFor(ctx.SDK);
+
   async function pair(name) {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom);
@@ -93,7 +109,7 @@ eachBackend('custom message types', {
 
   test('ImageMessage and FileMessage keep the file reference and metadata', T, async () => {
     const { jerry, conversation } = await pair('files');
-    const image = new ImageMessage(uploadedFile('5f00000000000000000000a1', 'photo.png',
+    const image = new ImageMessage(uploadedFile(FileMessage, '5f00000000000000000000a1', 'photo.png',
       'http://127.0.0.1:1/files/photo.png', { width: 640, height: 480, format: 'png', size: 1024 }));
     image.setText('a photo');
     for (const m of await roundTrip(conversation, jerry, image)) {
@@ -107,7 +123,7 @@ eachBackend('custom message types', {
       assert.equal(m.text, 'a photo');
     }
 
-    const doc = new FileMessage(uploadedFile('5f00000000000000000000a2', 'notes.md',
+    const doc = new FileMessage(uploadedFile(FileMessage, '5f00000000000000000000a2', 'notes.md',
       'http://127.0.0.1:1/files/notes.md', { size: 42 }));
     for (const m of await roundTrip(conversation, jerry, doc)) {
       assert.ok(m instanceof FileMessage && !(m instanceof ImageMessage), `got ${m && m.constructor.name}`);

@@ -10,10 +10,8 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const {
-  SDK, Event, ids, newRealtime, login, waitFor, expectNoEvent, sendText, closeQuietly, withTimeout, WAIT_MS,
+  Event, ids, waitFor, expectNoEvent, sendText, tapCommands, withTimeout, WAIT_MS,
 } = require('../lib/clients');
-
-const { TextMessage } = SDK;
 
 const DROP_APP_CODE = 1001;
 const DROP_DETAIL = 'dropped by the test hook';
@@ -21,28 +19,21 @@ const FORBIDDEN_APP_CODE = 2002;
 const FORBIDDEN_DETAIL = 'conversation name refused by the test hook';
 
 /**
- * Records the acks the server sends to a client, decoded with the SDK's own protobuf classes
- * (SDK internals, tests only). The SDK turns a coded ack into an error with code, reason and
- * appCode only; the hook's detail travels in ack.appMsg, which the SDK does not expose.
+ * Records the acks the server sends to a client. The SDK turns a coded ack into an error with
+ * code, reason and appCode only; the hook's detail travels in ack.appMsg, which the SDK does
+ * not expose.
  */
 function recordAcks(client) {
-  const ws = client._connection && client._connection._ws;
-  if (!ws || typeof ws.on !== 'function') throw new Error('no underlying ws to observe (SDK internals changed?)');
-  const acks = [];
-  const onMessage = data => {
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'base64') : Buffer.from(data);
-      const cmd = SDK.Protocols.GenericCommand.decode(bytes);
-      if (cmd.ackMessage) acks.push(cmd.ackMessage);
-    } catch (_) {
-      // not a command we can decode: ignore
-    }
+  const tap = tapCommands(client);
+  return {
+    get acks() { return tap.commands.filter(c => c.ackMessage).map(c => c.ackMessage); },
+    stop: tap.stop,
   };
-  ws.on('message', onMessage);
-  return { acks, stop: () => ws.off('message', onMessage) };
 }
 
 eachBackend('hooks', { binary: 'testserver', external: 'needs e2e/testserver (its hooks), not an external server' }, ctx => {
+  const { TextMessage } = ctx.SDK;
+
   test('a message the MessageReceived hook drops: 4402 + appCode, never delivered, not in history', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom);
@@ -63,7 +54,7 @@ eachBackend('hooks', { binary: 'testserver', external: 'needs e2e/testserver (it
     assert.equal(err.code, 4402, `error code (message: ${err.message})`);
     assert.equal(err.appCode, DROP_APP_CODE, 'appCode from the hook');
     assert.equal(err.message, 'MESSAGE_REJECTED_BY_APP', 'the SDK uses the ack reason as the message');
-    assert.equal(dropped.status, SDK.MessageStatus.FAILED, 'the SDK marks the message failed');
+    assert.equal(dropped.status, ctx.SDK.MessageStatus.FAILED, 'the SDK marks the message failed');
     // The SDK reads code, reason and appCode from a coded ack and drops the rest; the detail is
     // on the wire as ack.appMsg.
     const ack = wire.acks.find(a => a.code === 4402);

@@ -35,6 +35,24 @@ function spoil(result) {
   return { ...result, signature: s.slice(0, -1) + (s.endsWith('0') ? '1' : '0') };
 }
 
+/**
+ * The action names each SDK hands conversationSignatureFactory, by the protocol's name (the
+ * one signed, and the one /sign takes): 5.x passes the protocol's 'invite'/'kick'; 4.x passes
+ * 'add'/'remove' for them (leancloud-realtime 5.0 changelog: "action from add/remove changed
+ * to invite/kick"), so a 4.x app's signing code maps them, as this harness does.
+ */
+const SDK_ACTIONS = {
+  sdk4: { create: 'create', invite: 'add', kick: 'remove' },
+  sdk5: { create: 'create', invite: 'invite', kick: 'kick' },
+};
+
+/** The protocol's action for the action name `sdk` passed to the factory. */
+function protocolAction(sdk, action) {
+  const hit = Object.entries(SDK_ACTIONS[sdk]).find(([, sdkName]) => sdkName === action);
+  if (!hit) throw new Error(`${sdk} passed an unexpected action ${JSON.stringify(action)} to conversationSignatureFactory`);
+  return hit[0];
+}
+
 /** The SDK factories backed by /sign; every call's arguments land in `calls`. */
 function factories(server) {
   const calls = { login: [], conversation: [] };
@@ -46,7 +64,7 @@ function factories(server) {
     },
     conversationSignatureFactory: async (convId, clientId, targetIds, action) => {
       calls.conversation.push([convId, clientId, [...targetIds], action]);
-      return sign(server, { convId, clientId, members: targetIds, action });
+      return sign(server, { convId, clientId, members: targetIds, action: protocolAction(server.sdk, action) });
     },
   };
 }
@@ -59,6 +77,8 @@ function rejection(promise, what) {
 }
 
 eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_KEY], external: 'needs e2e/testserver (its /sign endpoint), not an external server' }, ctx => {
+  const actions = SDK_ACTIONS[ctx.sdk];
+
   test('signed login, create, add and remove', T, async () => {
     const { Tom, Jerry, Kate } = ids('Tom', 'Jerry', 'Kate');
     const tomSign = factories(ctx.server);
@@ -70,7 +90,7 @@ eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_K
     const conversation = await tom.createConversation({ members: [Jerry], name: 'signed' });
     assert.ok(conversation.id);
     assert.deepEqual([...conversation.members].sort(), [Jerry, Tom].sort());
-    assert.deepEqual(tomSign.calls.conversation, [[null, Tom, [Jerry, Tom].sort(), 'create']],
+    assert.deepEqual(tomSign.calls.conversation, [[null, Tom, [Jerry, Tom].sort(), actions.create]],
       'the SDK signs create with the members including the creator, sorted');
 
     const atJerry = waitFor(jerry, Event.MESSAGE, m => m.text === 'signed hello');
@@ -82,7 +102,7 @@ eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_K
     assert.deepEqual(added.successfulClientIds, [Kate]);
     assert.deepEqual(added.failures, []);
     await invited;
-    assert.deepEqual(tomSign.calls.conversation[1], [conversation.id, Tom, [Kate], 'invite']);
+    assert.deepEqual(tomSign.calls.conversation[1], [conversation.id, Tom, [Kate], actions.invite]);
     assert.deepEqual([...conversation.members].sort(), [Jerry, Kate, Tom].sort());
 
     const kicked = waitFor(kate, Event.KICKED, p => p && p.kickedBy === Tom);
@@ -90,7 +110,7 @@ eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_K
     assert.deepEqual(removed.successfulClientIds, [Kate]);
     assert.deepEqual(removed.failures, []);
     await kicked;
-    assert.deepEqual(tomSign.calls.conversation[2], [conversation.id, Tom, [Kate], 'kick']);
+    assert.deepEqual(tomSign.calls.conversation[2], [conversation.id, Tom, [Kate], actions.kick]);
     assert.deepEqual([...conversation.members].sort(), [Jerry, Tom].sort());
 
     const fromServer = await jerry.getQuery().equalTo('objectId', conversation.id).find();
@@ -145,7 +165,7 @@ eachBackend('signatures', { binary: 'testserver', args: ['-master-key', MASTER_K
     const tom2 = await ctx.login(`${Tom}-2`, {
       signatureFactory: tom2Sign.signatureFactory,
       conversationSignatureFactory: (convId, clientId, targetIds, action) =>
-        sign(ctx.server, { convId, clientId, members: [clientId, Kate], action }),
+        sign(ctx.server, { convId, clientId, members: [clientId, Kate], action: protocolAction(ctx.sdk, action) }),
     });
     const mismatch = await rejection(tom2.createConversation({ members: [Jerry], name: 'other members' }), 'create signed for other members');
     assert.equal(mismatch.code, 4302, `error code (message: ${mismatch.message})`);

@@ -67,18 +67,8 @@ func (c *conn) dispatch(req *wire.GenericCommand) {
 	}
 }
 
-// async runs f off the read loop (task pool), holding one of the socket's
-// in-flight slots.
-func (s *session) async(f func()) {
-	c := s.c
-	if !c.begin() {
-		return
-	}
-	c.h.tasks.goTask(func() {
-		defer c.end()
-		f()
-	})
-}
+// async runs f off the read loop, in the socket's serial queue.
+func (s *session) async(f func()) { s.c.serial(f) }
 
 // ackError answers a direct command with a coded ack, the way the SDK
 // expects send failures.

@@ -426,3 +426,42 @@ func TestMountedEveryWay(t *testing.T) {
 		})
 	}
 }
+
+// Replies to a socket's queries come in the order the queries were sent:
+// the SDK looks a conversation up once per message of it that arrives
+// before the conversation is cached, and relies on the answers' order.
+func TestQueryRepliesKeepTheirOrder(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		var cids []string
+		for i := 0; i < 5; i++ {
+			cid, err := tom.StartConversationWith(ctx, &wire.ConvCommand{M: []string{id("Tom"), id(fmt.Sprint("peer", i))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cids = append(cids, cid)
+		}
+		const n = 30
+		for k := 0; k < n; k++ {
+			where := fmt.Sprintf(`{"objectId":%q}`, cids[k%len(cids)])
+			if err := tom.Send(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_query.Enum(),
+				I: proto.Int32(int32(1000 + k)), ConvMessage: &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(where)}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k := 0; k < n; k++ {
+			res, err := tom.NextOf(ctx, wire.CommandType_conv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.I == nil {
+				k-- // a push (members joined), not a reply
+				continue
+			}
+			if res.GetI() != int32(1000+k) || !strings.Contains(res.GetConvMessage().GetResults().GetData(), cids[k%len(cids)]) {
+				t.Fatalf("reply %d: i=%d %s", k, res.GetI(), res.GetConvMessage().GetResults().GetData())
+			}
+		}
+	}, nil)
+}

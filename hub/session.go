@@ -83,25 +83,17 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 		// Authentication (an Authenticator may call the app's own
 		// services) and the login sync read the store: off the read loop.
 		// The client's next commands wait for it (conn.waitOpening).
-		if !c.begin() {
-			return
-		}
 		opened := c.startOpening(req.GetPeerId())
-		h.tasks.goTask(func() {
-			defer c.end()
-			h.openSession(c, req, opened)
-		})
+		if !c.serial(func() { h.openSession(c, req, opened) }) {
+			opened()
+		}
 	case wire.OpType_close:
 		s := c.session(req.GetPeerId())
 		if s == nil {
 			c.sendError(req, realtime.ErrSessionRequired)
 			return
 		}
-		if !c.begin() {
-			return
-		}
-		h.tasks.goTask(func() {
-			defer c.end()
+		c.serial(func() {
 			h.logout(s)
 			c.reply(req, &wire.GenericCommand{Op: wire.OpType_closed.Enum(), SessionMessage: &wire.SessionCommand{}})
 		})

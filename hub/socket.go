@@ -59,6 +59,7 @@ type conn struct {
 
 	out      outbox
 	inflight chan struct{}
+	serialQ  serialQueue
 
 	quit      chan struct{} // closed once by closeWith
 	closeDone chan struct{} // closed when the close frame went out
@@ -240,6 +241,60 @@ func (c *conn) begin() bool {
 }
 
 func (c *conn) end() { <-c.inflight }
+
+// serialQueue holds a socket's requests that read or change the store
+// (queries, history, conversation operations, logins and logouts): they run
+// off the read loop but one at a time, in the order they came, so their
+// replies keep that order, as LeanCloud's server keeps it (the SDK relies on
+// it: a burst of lookups for messages of one unknown conversation must be
+// answered in order). A goroutine exists while the queue is not empty.
+// Messages do not go through it: their order is their conversation's
+// lane's.
+type serialQueue struct {
+	mu      sync.Mutex
+	q       []func()
+	running bool
+}
+
+// serial queues f behind the socket's other requests. It waits while the
+// socket has maxInflightPerSocket commands in progress, and reports false
+// (f does not run) once the socket is closed.
+func (c *conn) serial(f func()) bool {
+	if !c.begin() {
+		return false
+	}
+	sq := &c.serialQ
+	sq.mu.Lock()
+	sq.q = append(sq.q, f)
+	start := !sq.running
+	sq.running = true
+	sq.mu.Unlock()
+	if start {
+		c.h.wg.Add(1)
+		go c.runSerial()
+	}
+	return true
+}
+
+func (c *conn) runSerial() {
+	defer c.h.wg.Done()
+	sq := &c.serialQ
+	for {
+		sq.mu.Lock()
+		if len(sq.q) == 0 {
+			sq.running = false
+			sq.q = nil
+			sq.mu.Unlock()
+			return
+		}
+		f := sq.q[0]
+		sq.q[0] = nil
+		sq.q = sq.q[1:]
+		sq.mu.Unlock()
+		c.h.tasks.run(f)
+		c.end()
+	}
+}
 
 // outbox is a socket's queue of frames to write, bounded by count and
 // bytes. It has no goroutine of its own: enqueue starts a writer when the

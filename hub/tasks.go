@@ -18,6 +18,23 @@ func newTaskPool(h *Hub, size int) *taskPool {
 	return &taskPool{h: h, sem: make(chan struct{}, size)}
 }
 
+// run runs f on the calling goroutine once a slot is free (or not at all
+// once the hub stops). A panic in f is logged.
+func (p *taskPool) run(f func()) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.h.ctx.Done():
+		return
+	}
+	defer func() { <-p.sem }()
+	defer func() {
+		if r := recover(); r != nil {
+			p.h.log.Error("panic in a request task", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	f()
+}
+
 // goTask runs f in a goroutine once a slot is free. A panic in f is logged.
 func (p *taskPool) goTask(f func()) {
 	select {

@@ -43,6 +43,41 @@ type Conversation struct {
 	LastMessage *Message
 	// Seq is the sequence number of the newest stored message (0 when none).
 	Seq int64
+	// Roles are the members whose role is not RoleMember (the creator is
+	// the owner without being listed). Filled by GetConversation.
+	Roles map[string]MemberRole
+	// Silenced are the members who may not send (LeanCloud's "shutup",
+	// muteMembers), with when that ends (zero: until unsilenced). Filled
+	// by GetConversation.
+	Silenced map[string]time.Time
+}
+
+// MemberRole is a member's standing in a conversation (LeanCloud's
+// ConversationMemberRole): the owner (the creator) and managers moderate
+// (silence, block, remove, change roles); members chat.
+type MemberRole string
+
+const (
+	RoleOwner   MemberRole = "Owner"
+	RoleManager MemberRole = "Manager"
+	RoleMember  MemberRole = "Member"
+)
+
+// RoleOf returns clientID's role in c.
+func (c *Conversation) RoleOf(clientID string) MemberRole {
+	if clientID != "" && clientID == c.Creator {
+		return RoleOwner
+	}
+	if r, ok := c.Roles[clientID]; ok && r != "" {
+		return r
+	}
+	return RoleMember
+}
+
+// SilencedAt reports whether clientID may not send at t.
+func (c *Conversation) SilencedAt(clientID string, t time.Time) bool {
+	until, ok := c.Silenced[clientID]
+	return ok && (until.IsZero() || t.Before(until))
 }
 
 // HasMember reports whether clientID is a member of c.
@@ -77,6 +112,12 @@ type Message struct {
 	// SendOptions.System, service-conversation broadcasts): the sender
 	// need not be a member, and no cursor of the sender moves.
 	System bool
+	// To, when not nil, addresses the message to these members only (a
+	// service conversation's message to some subscribers): the others do
+	// not get it and do not see it in history. Empty and non-nil: the
+	// message reaches nobody but its sender (a subscriber's message to
+	// the service).
+	To []string
 	// PatchTimestamp is when the message was last edited or recalled; 0 if
 	// never.
 	PatchTimestamp int64
@@ -132,6 +173,9 @@ type Member struct {
 	ReadAt        int64
 	ReadMessageID string
 	JoinedAt      time.Time
+	// Role is the member's role; RoleMember for most (Members fills it;
+	// the creator is RoleOwner).
+	Role MemberRole
 }
 
 // Cursor is where one client's delivered and read cursors in one
@@ -203,6 +247,9 @@ type HistoryQuery struct {
 	Type int
 	// ReceiptOnly keeps only messages whose sender asked for receipts.
 	ReceiptOnly bool
+	// Viewer, when set, leaves out messages addressed to other clients
+	// (Message.To) unless Viewer sent them.
+	Viewer string
 }
 
 // ConversationQuery selects conversations. Zero fields do not filter.
@@ -276,6 +323,16 @@ type ReadStore interface {
 	// Members returns the cursors of every member of convID.
 	Members(ctx context.Context, convID string) ([]Member, error)
 
+	// Blocked returns which of clientIDs are on the conversation's
+	// blacklist.
+	Blocked(ctx context.Context, convID string, clientIDs []string) ([]string, error)
+
+	// ListSilenced and ListBlocked page through a conversation's silenced
+	// members and blacklist in client id order: ids after `after`, at most
+	// limit.
+	ListSilenced(ctx context.Context, convID, after string, limit int) ([]string, error)
+	ListBlocked(ctx context.Context, convID, after string, limit int) ([]string, error)
+
 	// Unread returns, for every conversation clientID belongs to that has
 	// messages from others after its read cursor, the unread count, the
 	// newest message and whether clientID was mentioned after the cursor.
@@ -343,6 +400,25 @@ type Store interface {
 	// ErrMessageOwnership when p.From is not the sender and p.System is
 	// false. A recall stores RecalledBody and clears mentions.
 	PatchMessage(ctx context.Context, p Patch) (*Message, error)
+
+	// SetRole gives a member a role; RoleMember (or "") makes it an
+	// ordinary member again. RoleOwner cannot be given (the creator is the
+	// owner). ErrConvNotFound, ErrConvMembershipNeeded when clientID is
+	// not a member.
+	SetRole(ctx context.Context, convID, clientID string, role MemberRole) error
+
+	// Silence stops clientIDs from sending until `until` (zero: until
+	// Unsilence); Unsilence lets them send again. Ids need not be
+	// members. ErrConvNotFound.
+	Silence(ctx context.Context, convID string, clientIDs []string, until time.Time) error
+	Unsilence(ctx context.Context, convID string, clientIDs []string) error
+
+	// Block puts clientIDs on the conversation's blacklist and removes
+	// those that are members (with their cursors); blocked clients cannot
+	// be added until unblocked. It returns the conversation and the ids
+	// that were removed. Unblock takes ids off the list. ErrConvNotFound.
+	Block(ctx context.Context, convID string, clientIDs []string) (conv *Conversation, removed []string, err error)
+	Unblock(ctx context.Context, convID string, clientIDs []string) error
 
 	// UpdateCursors moves delivered and read cursors forward, many at once
 	// (the hub coalesces client acks and reads and writes them in

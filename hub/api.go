@@ -220,6 +220,18 @@ func (v storeView) PatchesSince(ctx context.Context, clientID string, since int6
 	return v.h.store.PatchesSince(ctx, clientID, since, limit)
 }
 
+func (v storeView) Blocked(ctx context.Context, convID string, clientIDs []string) ([]string, error) {
+	return v.h.store.Blocked(ctx, convID, clientIDs)
+}
+
+func (v storeView) ListSilenced(ctx context.Context, convID, after string, limit int) ([]string, error) {
+	return v.h.store.ListSilenced(ctx, convID, after, limit)
+}
+
+func (v storeView) ListBlocked(ctx context.Context, convID, after string, limit int) ([]string, error) {
+	return v.h.store.ListBlocked(ctx, convID, after, limit)
+}
+
 func (v storeView) Members(ctx context.Context, convID string) ([]realtime.Member, error) {
 	return v.h.members(ctx, convID)
 }

@@ -54,6 +54,7 @@ func (s *SQL) AppendMessages(ctx context.Context, msgs []*realtime.Message) ([]r
 		c.ID, c.Timestamp, c.Seq = "", 0, 0
 		c.PatchTimestamp, c.Recalled, c.PatchCode, c.PatchReason = 0, false, 0, ""
 		c.MentionPids = slices.Clone(m.MentionPids)
+		c.To = slices.Clone(m.To)
 		c.Binary = slices.Clone(m.Binary)
 		req.msgs[i] = &c
 		valid++
@@ -134,6 +135,11 @@ func (s *SQL) checkMessage(m *realtime.Message) error {
 	for _, p := range m.MentionPids {
 		if !validClientID(p) {
 			return realtime.ErrInvalidMessage.WithDetail("invalid mentioned client id %q", p)
+		}
+	}
+	for _, p := range m.To {
+		if !validClientID(p) {
+			return realtime.ErrInvalidMessage.WithDetail("invalid recipient %q", p)
 		}
 	}
 	return nil
@@ -704,6 +710,7 @@ func (s *SQL) plan(v *batchView, items []item, moves map[cursorKey]cursorMove) (
 			ID: out.ID, ConvID: out.ConvID, Seq: out.Seq, TS: out.Timestamp, From: out.From,
 			ClientMsgID: out.ClientMsgID, Data: out.Data, Binary: out.Binary, LCType: lcType(out.Data),
 			MentionAll: out.MentionAll, MentionPids: encodePids(out.MentionPids), Receipt: out.Receipt,
+			ToIDs: encodeTo(out.To),
 		})
 		if !c.row.Transient {
 			if !m.System {
@@ -923,7 +930,7 @@ func (s *SQL) appendStmts(add func(rows int, what, q string, args ...any), p *ba
 // derivedTable on PostgreSQL. Empty client message ids and binary bodies
 // are stored as NULL (as bun stores msgRow).
 func (s *SQL) insertStmt(rows []msgRow) (string, []any) {
-	const cols = "id, conv_id, seq, ts, from_id, client_msg_id, data, bin, lctype, mention_all, mention_pids, receipt"
+	const cols = "id, conv_id, seq, ts, from_id, client_msg_id, data, bin, lctype, mention_all, mention_pids, receipt, to_ids"
 	if !s.pg {
 		var b strings.Builder
 		args := make([]any, 0, 12*len(rows))
@@ -932,7 +939,7 @@ func (s *SQL) insertStmt(rows []msgRow) (string, []any) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 			var cmid, bin any
 			if r.ClientMsgID != "" {
 				cmid = r.ClientMsgID
@@ -941,28 +948,29 @@ func (s *SQL) insertStmt(rows []msgRow) (string, []any) {
 				bin = r.Binary
 			}
 			args = append(args, r.ID, r.ConvID, r.Seq, r.TS, r.From, cmid, r.Data, bin, r.LCType,
-				r.MentionAll, r.MentionPids, r.Receipt)
+				r.MentionAll, r.MentionPids, r.Receipt, r.ToIDs)
 		}
 		return b.String(), args
 	}
 	n := len(rows)
-	ids, convs, froms, cmids, data, pids := make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n)
+	ids, convs, froms, cmids, data, pids, tos := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	seqs, tss, lctypes := make([]int64, n), make([]int64, n), make([]int64, n)
 	bins := make([][]byte, n)
 	mentionAll, receipt := make([]bool, n), make([]bool, n)
 	for i, r := range rows {
 		ids[i], convs[i], seqs[i], tss[i], froms[i], cmids[i] = r.ID, r.ConvID, r.Seq, r.TS, r.From, r.ClientMsgID
 		data[i], lctypes[i], mentionAll[i], pids[i], receipt[i] = r.Data, int64(r.LCType), r.MentionAll, r.MentionPids, r.Receipt
+		tos[i] = r.ToIDs
 		if len(r.Binary) > 0 {
 			bins[i] = r.Binary
 		}
 	}
 	table, args := s.derivedTable([]string{"id:text", "conv_id:text", "seq:bigint", "ts:bigint", "from_id:text",
 		"client_msg_id:text", "data:text", "bin:bytea", "lctype:integer", "mention_all:boolean", "mention_pids:text",
-		"receipt:boolean"}, ids, convs, seqs, tss, froms, cmids, data, bins, lctypes, mentionAll, pids, receipt)
+		"receipt:boolean", "to_ids:text"}, ids, convs, seqs, tss, froms, cmids, data, bins, lctypes, mentionAll, pids, receipt, tos)
 	return "INSERT INTO messages (" + cols + ") SELECT v.id, v.conv_id, v.seq, v.ts, v.from_id, " +
-		"NULLIF(v.client_msg_id, ''), v.data, v.bin, v.lctype, v.mention_all, v.mention_pids, v.receipt FROM " + table, args
+		"NULLIF(v.client_msg_id, ''), v.data, v.bin, v.lctype, v.mention_all, v.mention_pids, v.receipt, v.to_ids FROM " + table, args
 }
 
 // derivedTable returns a FROM item "... AS v" with the given columns

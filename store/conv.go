@@ -246,6 +246,9 @@ func (s *SQL) GetConversation(ctx context.Context, id string) (*realtime.Convers
 	if err != nil {
 		return nil, err
 	}
+	if err := s.fillModeration(ctx, s.r, convs); err != nil {
+		return nil, err
+	}
 	return convs[0], nil
 }
 
@@ -531,6 +534,9 @@ func setMemberCount(ctx context.Context, tx bun.Tx, row *convRow, delta int, now
 func (s *SQL) fillOne(ctx context.Context, tx bun.Tx, row *convRow) (*realtime.Conversation, error) {
 	convs, err := s.fill(ctx, tx, []convRow{*row}, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.fillModeration(ctx, tx, convs); err != nil {
 		return nil, err
 	}
 	return convs[0], nil

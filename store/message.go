@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -73,6 +74,13 @@ func (s *SQL) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime
 	}
 	if q.ReceiptOnly {
 		where = append(where, "m.receipt") // the messages_receipt partial index
+	}
+	if q.Viewer != "" {
+		// Messages addressed to some members: the JSON array holds the
+		// viewer's id as a quoted JSON string.
+		quoted, _ := json.Marshal(q.Viewer)
+		where = append(where, `(m.to_ids = '' OR m.from_id = ? OR m.to_ids LIKE ? ESCAPE '\')`)
+		args = append(args, q.Viewer, "%"+likeEscape(string(quoted))+"%")
 	}
 	args = append(args, limit)
 	var rows []msgRow
@@ -160,6 +168,11 @@ func (s *SQL) PatchMessage(ctx context.Context, p realtime.Patch) (*realtime.Mes
 		return nil, wrapInfra("patch message", err)
 	}
 	return out, nil
+}
+
+// likeEscape escapes LIKE's wildcards (and the escape character) in s.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(s)
 }
 
 func nullBytes(b []byte) any {

@@ -81,17 +81,23 @@ type memberRow struct {
 	ReadSeq     int64  `bun:"read_seq"`
 	ReadMID     string `bun:"read_mid"`
 	MentionSeq  int64  `bun:"mention_seq"`
+	Role        string `bun:"role"`
 }
 
 func (r *memberRow) toMember() realtime.Member {
-	return realtime.Member{
+	m := realtime.Member{
 		ConvID:        r.ConvID,
 		ClientID:      r.ClientID,
 		DeliveredAt:   r.DeliveredTS,
 		ReadAt:        r.ReadTS,
 		ReadMessageID: r.ReadMID,
 		JoinedAt:      msTime(r.JoinedAt),
+		Role:          realtime.RoleMember,
 	}
+	if r.Role != "" {
+		m.Role = realtime.MemberRole(r.Role)
+	}
+	return m
 }
 
 // msgRow is a messages row.
@@ -114,10 +120,11 @@ type msgRow struct {
 	Recalled    bool   `bun:"recalled"`
 	PatchCode   int    `bun:"patch_code"`
 	PatchReason string `bun:"patch_reason"`
+	ToIDs       string `bun:"to_ids"`
 }
 
 const msgCols = `m.id, m.conv_id, m.seq, m.ts, m.from_id, m.client_msg_id, m.data, m.bin, m.lctype, m.mention_all,
-	m.mention_pids, m.receipt, m.patch_ts, m.recalled, m.patch_code, m.patch_reason`
+	m.mention_pids, m.receipt, m.patch_ts, m.recalled, m.patch_code, m.patch_reason, m.to_ids`
 
 func (r *msgRow) toMessage() *realtime.Message {
 	m := &realtime.Message{
@@ -140,6 +147,12 @@ func (r *msgRow) toMessage() *realtime.Message {
 		m.Binary = nil
 	}
 	m.MentionPids = decodePids(r.MentionPids)
+	if r.ToIDs != "" {
+		m.To = decodePids(r.ToIDs)
+		if m.To == nil {
+			m.To = []string{}
+		}
+	}
 	return m
 }
 
@@ -148,6 +161,19 @@ func encodePids(pids []string) string {
 		return ""
 	}
 	b, _ := json.Marshal(pids)
+	return string(b)
+}
+
+// encodeTo stores Message.To: "" for everyone (nil), a JSON array
+// otherwise ("[]" for nobody).
+func encodeTo(to []string) string {
+	if to == nil {
+		return ""
+	}
+	if len(to) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(to)
 	return string(b)
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -104,10 +105,43 @@ var migrations = []migration{
 		// that asked for receipts are indexed.
 		`CREATE INDEX IF NOT EXISTS messages_receipt ON messages (conv_id, ts) WHERE receipt`,
 	}},
+	{5, []string{
+		// Moderation: member roles ('' is Member), silenced members
+		// (until_ts 0: until lifted) and blacklists.
+		`ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT ''`,
+		`CREATE TABLE IF NOT EXISTS conv_silenced (
+			conv_id TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			until_ts BIGINT NOT NULL DEFAULT 0,
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (conv_id, client_id)
+		)`,
+		`CREATE TABLE IF NOT EXISTS conv_blocked (
+			conv_id TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			created_at BIGINT NOT NULL,
+			PRIMARY KEY (conv_id, client_id)
+		)`,
+		// Messages addressed to some members only (service conversations):
+		// a JSON array of client ids, '' for everyone.
+		`ALTER TABLE messages ADD COLUMN to_ids TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
-// SchemaVersion is the schema version this package migrates to.
-func SchemaVersion() int { return migrations[len(migrations)-1].version }
+// SchemaVersion is the schema version this package migrates to: its
+// highest step.
+func SchemaVersion() int {
+	v := 0
+	for _, m := range migrations {
+		v = max(v, m.version)
+	}
+	return v
+}
+
+func init() {
+	// Steps run in version order whatever order they are listed in.
+	slices.SortStableFunc(migrations, func(a, b migration) int { return a.version - b.version })
+}
 
 // advisoryLockKey serializes migrations across processes on PostgreSQL.
 const advisoryLockKey = 0x6c65616e // "lean"

@@ -33,7 +33,7 @@ func (s *SQL) Members(ctx context.Context, convID string) ([]realtime.Member, er
 		return nil, realtime.ErrConvNotFound.WithDetail("malformed conversation id %q", convID)
 	}
 	var rows []memberRow
-	if err := s.r.NewRaw("SELECT conv_id, client_id, joined_at, delivered_ts, read_ts, read_seq, read_mid, mention_seq "+
+	if err := s.r.NewRaw("SELECT conv_id, client_id, joined_at, delivered_ts, read_ts, read_seq, read_mid, mention_seq, role "+
 		"FROM members WHERE conv_id = ? ORDER BY client_id", convID).Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("store: members: %w", err)
 	}
@@ -46,9 +46,16 @@ func (s *SQL) Members(ctx context.Context, convID string) ([]realtime.Member, er
 			return nil, realtime.ErrConvNotFound.WithDetail("conversation %s", convID)
 		}
 	}
+	var creator string
+	if err := s.r.NewRaw("SELECT creator FROM conversations WHERE id = ?", convID).Scan(ctx, &creator); err != nil && !isNoRows(err) {
+		return nil, fmt.Errorf("store: members: %w", err)
+	}
 	out := make([]realtime.Member, len(rows))
 	for i := range rows {
 		out[i] = rows[i].toMember()
+		if out[i].ClientID == creator {
+			out[i].Role = realtime.RoleOwner
+		}
 	}
 	return out, nil
 }

@@ -52,6 +52,10 @@ func Run(t *testing.T, newStore func(t *testing.T) realtime.Store) {
 		{"PatchesSince", testPatchesSince},
 		{"Cursors", testCursors},
 		{"SystemMessages", testSystemMessages},
+		{"Roles", testRoles},
+		{"Silence", testSilence},
+		{"Blacklist", testBlacklist},
+		{"AddressedMessages", testAddressedMessages},
 		{"ReceiptHistory", testReceiptHistory},
 		{"Unread", testUnread},
 		{"Wills", testWills},
@@ -1078,6 +1082,144 @@ func testSystemMessages(t *testing.T, s realtime.Store) {
 		if u := unread(t, s, id); len(u) != 1 || u[0].Unread != 1 || u[0].Last.ID != m.ID {
 			t.Errorf("unread of %s = %+v, want the system message", id, u)
 		}
+	}
+}
+
+func testRoles(t *testing.T, s realtime.Store) {
+	conv, _, err := s.CreateConversation(ctx(t), &realtime.Conversation{Creator: "a", Members: []string{"a", "b", "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRole(ctx(t), conv.ID, "b", realtime.RoleManager); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetConversation(ctx(t), conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RoleOf("a") != realtime.RoleOwner || got.RoleOf("b") != realtime.RoleManager || got.RoleOf("c") != realtime.RoleMember {
+		t.Errorf("roles = %v (creator %s)", got.Roles, got.Creator)
+	}
+	ms, err := s.Members(ctx(t), conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]realtime.MemberRole{"a": realtime.RoleOwner, "b": realtime.RoleManager, "c": realtime.RoleMember}
+	for _, m := range ms {
+		if m.Role != want[m.ClientID] {
+			t.Errorf("member %s role %q, want %q", m.ClientID, m.Role, want[m.ClientID])
+		}
+	}
+	if err := s.SetRole(ctx(t), conv.ID, "zz", realtime.RoleManager); !errors.Is(err, realtime.ErrConvMembershipNeeded) {
+		t.Errorf("role of a non-member: %v", err)
+	}
+	if err := s.SetRole(ctx(t), conv.ID, "c", realtime.RoleOwner); err == nil {
+		t.Errorf("RoleOwner given")
+	}
+	if err := s.SetRole(ctx(t), conv.ID, "b", realtime.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetConversation(ctx(t), conv.ID); got.RoleOf("b") != realtime.RoleMember || len(got.Roles) != 0 {
+		t.Errorf("after demotion: %v", got.Roles)
+	}
+	// A removed member's role goes with it.
+	s.SetRole(ctx(t), conv.ID, "c", realtime.RoleManager)
+	if _, _, err := s.RemoveMembers(ctx(t), conv.ID, []string{"c"}); err != nil {
+		t.Fatal(err)
+	}
+	s.AddMembers(ctx(t), conv.ID, []string{"c"})
+	if got, _ := s.GetConversation(ctx(t), conv.ID); got.RoleOf("c") != realtime.RoleMember {
+		t.Errorf("re-added member kept its role %q", got.RoleOf("c"))
+	}
+}
+
+func testSilence(t *testing.T, s realtime.Store) {
+	c := group(t, s, "a", "b", "c", "d")
+	now := time.Now()
+	if err := s.Silence(ctx(t), c.ID, []string{"b", "d"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Silence(ctx(t), c.ID, []string{"c"}, now.Add(-time.Second)); err != nil { // already over
+		t.Fatal(err)
+	}
+	got, err := s.GetConversation(ctx(t), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.SilencedAt("b", now) || got.SilencedAt("c", now) || got.SilencedAt("a", now) {
+		t.Errorf("silenced = %v", got.Silenced)
+	}
+	if ids, err := s.ListSilenced(ctx(t), c.ID, "", 1); err != nil || len(ids) != 1 || ids[0] != "b" {
+		t.Errorf("first page = %v, %v", ids, err)
+	}
+	if ids, _ := s.ListSilenced(ctx(t), c.ID, "b", 10); len(ids) != 2 || ids[0] != "c" || ids[1] != "d" {
+		t.Errorf("after b = %v", ids)
+	}
+	if err := s.Unsilence(ctx(t), c.ID, []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetConversation(ctx(t), c.ID); got.SilencedAt("b", now) || !got.SilencedAt("d", now) {
+		t.Errorf("after unsilence = %v", got.Silenced)
+	}
+	if err := s.Silence(ctx(t), "0123456789abcdef01234567", []string{"b"}, time.Time{}); !errors.Is(err, realtime.ErrConvNotFound) {
+		t.Errorf("silence in a missing conversation: %v", err)
+	}
+}
+
+func testBlacklist(t *testing.T, s realtime.Store) {
+	c := group(t, s, "a", "b", "c")
+	conv, removed, err := s.Block(ctx(t), c.ID, []string{"b", "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{"b"}) || conv.HasMember("b") || !conv.HasMember("c") {
+		t.Errorf("block: removed %v, members %v", removed, conv.Members)
+	}
+	if got, _ := s.Blocked(ctx(t), c.ID, []string{"a", "b", "x"}); !slices.Equal(got, []string{"b", "x"}) {
+		t.Errorf("Blocked = %v", got)
+	}
+	if ids, _ := s.ListBlocked(ctx(t), c.ID, "", 10); !slices.Equal(ids, []string{"b", "x"}) {
+		t.Errorf("ListBlocked = %v", ids)
+	}
+	if err := s.Unblock(ctx(t), c.ID, []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Blocked(ctx(t), c.ID, []string{"b"}); len(got) != 0 {
+		t.Errorf("still blocked after unblock: %v", got)
+	}
+}
+
+func testAddressedMessages(t *testing.T, s realtime.Store) {
+	c := group(t, s, "a", "b")
+	all := send(t, s, &realtime.Message{ConvID: c.ID, From: "svc", Data: "to all", System: true})
+	toA := send(t, s, &realtime.Message{ConvID: c.ID, From: "svc", Data: "to a", System: true, To: []string{"a"}})
+	fromB := send(t, s, &realtime.Message{ConvID: c.ID, From: "b", Data: "b to the service", To: []string{}})
+	ids := func(viewer string) []string {
+		t.Helper()
+		ms, err := s.History(ctx(t), realtime.HistoryQuery{ConvID: c.ID, Viewer: viewer, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	if got := ids("a"); !slices.Equal(got, []string{all.ID, toA.ID}) {
+		t.Errorf("a sees %v", got)
+	}
+	if got := ids("b"); !slices.Equal(got, []string{all.ID, fromB.ID}) {
+		t.Errorf("b sees %v", got)
+	}
+	if got := ids(""); len(got) != 3 {
+		t.Errorf("the application sees %v", got)
+	}
+	if m, _ := s.GetMessage(ctx(t), c.ID, toA.ID); !slices.Equal(m.To, []string{"a"}) {
+		t.Errorf("To = %v", m.To)
+	}
+	if m, _ := s.GetMessage(ctx(t), c.ID, fromB.ID); m.To == nil || len(m.To) != 0 {
+		t.Errorf("To of a message to nobody = %#v", m.To)
 	}
 }
 

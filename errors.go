@@ -61,6 +61,9 @@ const (
 	CodeConvQueryFailed        = 4310
 	CodeConvLogRejected        = 4312
 	CodeConvMembershipNeeded   = 4317
+	CodeConvTempBlacklisted    = 4315
+	CodeConvUnauthorized       = 4320
+	CodeUnknownRole            = 4321
 	CodeTempConvExpired        = 4323
 	CodeInvalidMessagingTarget = 4401
 	CodeMessageRejectedByApp   = 4402
@@ -69,6 +72,11 @@ const (
 	CodeMessageUpdateRejected  = 4405
 	CodeMessageEditDisabled    = 4406
 	CodeMessageRecallDisabled  = 4407
+	CodeBlacklistFull          = 4543
+	CodeBlacklistSignature     = 4546
+	CodeBlockedByConv          = 4548
+	CodeSilencedListFull       = 4561
+	CodeSilenced               = 4563
 	// CodeKeywordFiltered is the (negative) patch reason code of a message
 	// rewritten by the keyword filter.
 	CodeKeywordFiltered = -4408
@@ -81,25 +89,34 @@ const (
 
 // Sentinel errors. Compare with errors.Is; details vary.
 var (
-	ErrAppNotAvailable       = &Error{Code: CodeAppNotAvailable, Reason: "APP_NOT_AVAILABLE"}
-	ErrSignatureFailed       = &Error{Code: CodeSignatureFailed, Reason: "SIGNATURE_FAILED"}
-	ErrInvalidLogin          = &Error{Code: CodeInvalidLogin, Reason: "INVALID_LOGIN"}
-	ErrSessionRequired       = &Error{Code: CodeSessionRequired, Reason: "SESSION_REQUIRED"}
-	ErrSessionConflict       = &Error{Code: CodeSessionConflict, Reason: "SESSION_CONFLICT"}
-	ErrSessionTokenExpired   = &Error{Code: CodeSessionTokenExpired, Reason: "SESSION_TOKEN_EXPIRED"}
-	ErrRateLimited           = &Error{Code: CodeMessageQuotaExceeded, Reason: "MESSAGE_SENT_QUOTA_EXCEEDED"}
-	ErrInternal              = &Error{Code: CodeInternal, Reason: "INTERNAL_ERROR"}
-	ErrInvalidCommand        = &Error{Code: CodeInvalidCommand, Reason: "INVALID_COMMAND"}
-	ErrConvSignatureFailed   = &Error{Code: CodeConvSignatureFailed, Reason: "CONVERSATION_SIGNATURE_FAILED"}
-	ErrConvNotFound          = &Error{Code: CodeConvNotFound, Reason: "CONVERSATION_NOT_FOUND"}
-	ErrConvFull              = &Error{Code: CodeConvFull, Reason: "CONVERSATION_FULL"}
-	ErrConvRejectedByApp     = &Error{Code: CodeConvRejectedByApp, Reason: "CONVERSATION_REJECTED_BY_APP"}
-	ErrConvNotAllowed        = &Error{Code: CodeConvNotAllowed, Reason: "CONVERSATION_NOT_ALLOWED"}
-	ErrConvUpdateRejected    = &Error{Code: CodeConvUpdateRejected, Reason: "CONVERSATION_UPDATE_REJECTED"}
-	ErrConvQueryFailed       = &Error{Code: CodeConvQueryFailed, Reason: "CONVERSATION_QUERY_FAILED"}
-	ErrConvLogRejected       = &Error{Code: CodeConvLogRejected, Reason: "CONVERSATION_LOG_REJECTED"}
-	ErrConvMembershipNeeded  = &Error{Code: CodeConvMembershipNeeded, Reason: "CONVERSATION_MEMBERSHIP_REQUIRED"}
-	ErrTempConvExpired       = &Error{Code: CodeTempConvExpired, Reason: "TEMPORARY_CONVERSATION_EXPIRED"}
+	ErrAppNotAvailable      = &Error{Code: CodeAppNotAvailable, Reason: "APP_NOT_AVAILABLE"}
+	ErrSignatureFailed      = &Error{Code: CodeSignatureFailed, Reason: "SIGNATURE_FAILED"}
+	ErrInvalidLogin         = &Error{Code: CodeInvalidLogin, Reason: "INVALID_LOGIN"}
+	ErrSessionRequired      = &Error{Code: CodeSessionRequired, Reason: "SESSION_REQUIRED"}
+	ErrSessionConflict      = &Error{Code: CodeSessionConflict, Reason: "SESSION_CONFLICT"}
+	ErrSessionTokenExpired  = &Error{Code: CodeSessionTokenExpired, Reason: "SESSION_TOKEN_EXPIRED"}
+	ErrRateLimited          = &Error{Code: CodeMessageQuotaExceeded, Reason: "MESSAGE_SENT_QUOTA_EXCEEDED"}
+	ErrInternal             = &Error{Code: CodeInternal, Reason: "INTERNAL_ERROR"}
+	ErrInvalidCommand       = &Error{Code: CodeInvalidCommand, Reason: "INVALID_COMMAND"}
+	ErrConvSignatureFailed  = &Error{Code: CodeConvSignatureFailed, Reason: "CONVERSATION_SIGNATURE_FAILED"}
+	ErrConvNotFound         = &Error{Code: CodeConvNotFound, Reason: "CONVERSATION_NOT_FOUND"}
+	ErrConvFull             = &Error{Code: CodeConvFull, Reason: "CONVERSATION_FULL"}
+	ErrConvRejectedByApp    = &Error{Code: CodeConvRejectedByApp, Reason: "CONVERSATION_REJECTED_BY_APP"}
+	ErrConvNotAllowed       = &Error{Code: CodeConvNotAllowed, Reason: "CONVERSATION_NOT_ALLOWED"}
+	ErrConvUpdateRejected   = &Error{Code: CodeConvUpdateRejected, Reason: "CONVERSATION_UPDATE_REJECTED"}
+	ErrConvQueryFailed      = &Error{Code: CodeConvQueryFailed, Reason: "CONVERSATION_QUERY_FAILED"}
+	ErrConvLogRejected      = &Error{Code: CodeConvLogRejected, Reason: "CONVERSATION_LOG_REJECTED"}
+	ErrConvMembershipNeeded = &Error{Code: CodeConvMembershipNeeded, Reason: "CONVERSATION_MEMBERSHIP_REQUIRED"}
+	ErrTempConvExpired      = &Error{Code: CodeTempConvExpired, Reason: "TEMPORARY_CONVERSATION_EXPIRED"}
+	ErrConvTempBlacklisted  = &Error{Code: CodeConvTempBlacklisted, Reason: "CONVERSATION_TEMPORARY_BLACKLISTED"}
+	ErrConvUnauthorized     = &Error{Code: CodeConvUnauthorized, Reason: "CONVERSATION_OPERATION_UNAUTHORIZED"}
+	ErrUnknownRole          = &Error{Code: CodeUnknownRole, Reason: "UNKNOWN_CONVERSATION_ROLE"}
+	ErrBlacklistFull        = &Error{Code: CodeBlacklistFull, Reason: "BLACKLIST_FULL"}
+	ErrBlacklistSignature   = &Error{Code: CodeBlacklistSignature, Reason: "BLACKLIST_SIGNATURE_FAILED"}
+	ErrBlockedByConv        = &Error{Code: CodeBlockedByConv, Reason: "BLOCKED_BY_CONV"}
+	ErrSilencedListFull     = &Error{Code: CodeSilencedListFull, Reason: "SILIENCED_MEMBER_LIST_FULL"}
+	// ErrSilenced keeps LeanCloud's spelling of the reason.
+	ErrSilenced              = &Error{Code: CodeSilenced, Reason: "SILIENCED"}
 	ErrInvalidTarget         = &Error{Code: CodeInvalidMessagingTarget, Reason: "INVALID_MESSAGING_TARGET"}
 	ErrMessageRejected       = &Error{Code: CodeMessageRejectedByApp, Reason: "MESSAGE_REJECTED_BY_APP"}
 	ErrMessageOwnership      = &Error{Code: CodeMessageOwnership, Reason: "MESSAGE_OWNERSHIP_REQUIRED"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"time"
 
 	realtime "github.com/leanhub/realtime"
 )
@@ -99,11 +100,16 @@ func (h *Hub) CreateConversation(ctx context.Context, c *realtime.Conversation) 
 // client id shown as who invited them; "" for the application), tells the
 // new members (INVITED) and the others (MEMBERS_JOINED), and returns the
 // ids actually added. The ConversationAdd hooks run and may refuse it.
+// Blocked clients are not added: the others are, and the error is
+// ErrBlockedByConv naming the blocked ones.
 func (h *Hub) AddMembers(ctx context.Context, convID, initBy string, clientIDs []string) ([]string, error) {
 	if err := h.stopped(); err != nil {
 		return nil, err
 	}
 	res, err := h.eng.changeMembers(ctx, actor{client: initBy, api: true}, convID, clientIDs, true)
+	if err == nil && len(res.refused) > 0 {
+		err = res.refused[0].err.WithDetail("blocked: %v", res.refused[0].ids)
+	}
 	return res.changed, err
 }
 
@@ -250,4 +256,59 @@ func (h *Hub) stopped() error {
 		return realtime.ErrAppNotAvailable.WithDetail("hub shut down")
 	}
 	return nil
+}
+
+// SetRole gives a member of an ordinary conversation a role
+// (realtime.RoleManager, or realtime.RoleMember to take it back) on
+// behalf of initBy ("" for the application, which may always), and tells
+// the members (MEMBER_INFO_UPDATED). A client may change a role only if
+// it is the owner or a manager above both roles (4320 otherwise); the
+// owner's role cannot change.
+func (h *Hub) SetRole(ctx context.Context, convID, initBy, clientID string, role realtime.MemberRole) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	return h.eng.setRole(ctx, actor{client: initBy, api: initBy == ""}, convID, clientID, role)
+}
+
+// Silence stops clientIDs from sending in a conversation until `until`
+// (zero: until Unsilence) and tells the members (MEMBERS_MUTED, and MUTED
+// to the targets), as muteMembers does; silenced clients still receive.
+// The owner cannot be silenced. It returns the ids silenced.
+func (h *Hub) Silence(ctx context.Context, convID string, clientIDs []string, until time.Time) ([]string, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
+	}
+	p, err := h.eng.silence(ctx, actor{api: true}, convID, clientIDs, until, true)
+	return p.allowed, err
+}
+
+// Unsilence lets silenced clients send again (MEMBERS_UNMUTED).
+func (h *Hub) Unsilence(ctx context.Context, convID string, clientIDs []string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	_, err := h.eng.silence(ctx, actor{api: true}, convID, clientIDs, time.Time{}, false)
+	return err
+}
+
+// Block puts clientIDs on a conversation's blacklist: members among them
+// are removed (they get BLOCKED and KICKED, the others MEMBERS_BLOCKED and
+// MEMBERS_LEFT), and none of them can join or be added (4548) until
+// Unblock. The owner cannot be blocked. It returns the ids blocked.
+func (h *Hub) Block(ctx context.Context, convID string, clientIDs []string) ([]string, error) {
+	if err := h.stopped(); err != nil {
+		return nil, err
+	}
+	p, err := h.eng.block(ctx, actor{api: true}, convID, clientIDs, true)
+	return p.allowed, err
+}
+
+// Unblock takes clientIDs off a conversation's blacklist.
+func (h *Hub) Unblock(ctx context.Context, convID string, clientIDs []string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	_, err := h.eng.block(ctx, actor{api: true}, convID, clientIDs, false)
+	return err
 }

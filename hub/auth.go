@@ -155,6 +155,27 @@ func (h *Hub) authenticate(c *conn, req *wire.GenericCommand, clientID, tag, dev
 	return realtime.ErrSignatureFailed.WithDetail("login refused")
 }
 
+// BlacklistSignatureMessage is the string signed for a conversation's
+// blacklist change: action "conversation-block-clients" or
+// "conversation-unblock-clients" (blacklistSignatureFactory).
+func BlacklistSignatureMessage(appID, clientID, convID string, targets []string, timestamp int64, nonce, action string) string {
+	return strings.Join([]string{appID, clientID, convID, strings.Join(dedupSorted(targets), ":"), itoa(timestamp), nonce, action}, ":")
+}
+
+// checkBlacklistSignature verifies a blacklist command's signature when the
+// hub requires them.
+func (h *Hub) checkBlacklistSignature(s *session, convID string, bm *wire.BlacklistCommand, block bool) error {
+	if !h.cfg.RequireBlacklistSignature {
+		return nil
+	}
+	action := "conversation-block-clients"
+	if !block {
+		action = "conversation-unblock-clients"
+	}
+	msg := BlacklistSignatureMessage(h.cfg.AppID, s.clientID, convID, bm.GetToPids(), bm.GetT(), bm.GetN(), action)
+	return h.verifySignature(s.clientID, msg, bm.GetS(), bm.GetT(), bm.GetN(), realtime.ErrBlacklistSignature)
+}
+
 // checkConvSignature verifies a conversation operation's signature when
 // the hub requires them.
 func (h *Hub) checkConvSignature(s *session, convID string, members []string, action string, cm *wire.ConvCommand) error {

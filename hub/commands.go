@@ -62,6 +62,8 @@ func (c *conn) dispatch(req *wire.GenericCommand) {
 		h.cmdConv(s, req)
 	case wire.CommandType_patch:
 		h.cmdPatch(s, req)
+	case wire.CommandType_blacklist:
+		h.cmdBlacklist(s, req)
 	default:
 		c.sendError(req, realtime.ErrInvalidCommand.WithDetail("unsupported command %s", cmd))
 	}

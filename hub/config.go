@@ -33,12 +33,21 @@ type Config struct {
 	// RequireConversationSignature refuses conversation start/add/remove
 	// without a valid signature (4302). Needs MasterKey.
 	RequireConversationSignature bool
+	// RequireBlacklistSignature refuses blacklist changes without a valid
+	// signature (4546; blacklistSignatureFactory). Needs MasterKey.
+	RequireBlacklistSignature bool
 	// SignatureMaxAge is how old a signature's timestamp may be (and how far
 	// in the future). Default 1 hour.
 	SignatureMaxAge time.Duration
 
 	// Authenticator, when set, decides every session open.
 	Authenticator Authenticator
+	// UserResolver, when set, serves POST {prefix}/1.1/rtm/sign, which the
+	// SDK's createIMClient(AV.User) calls: it turns the app user's
+	// session token into the client id the user logs in as (its objectId:
+	// the SDK logs in as user.id), and the hub answers with a login
+	// signature for it. Without it that endpoint answers 404.
+	UserResolver UserResolver
 
 	// PublicURL is the base URL clients reach the hub at, e.g.
 	// "https://chat.example.com/im". When empty, the router endpoint derives
@@ -92,6 +101,11 @@ type Config struct {
 	// MemberChange decides who may add or remove other members. Default
 	// MembersMayChange.
 	MemberChange MemberChangePolicy
+	// ConversationVisibility decides which conversations clients' queries
+	// find and whether a client may join a group by its id. Default
+	// VisibleToAll, as on LeanCloud; VisibleToMembers makes groups
+	// private.
+	ConversationVisibility ConversationVisibility
 
 	// SessionTokenTTL is the lifetime of session tokens (used by reconnects).
 	// Default 24 hours.
@@ -216,6 +230,21 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req *LoginRequest) error
 }
 
+// UserResolver turns an application user's session token into the client
+// id that user logs in as. Return a *realtime.Error to refuse with its
+// code; any other error refuses with 4102.
+type UserResolver interface {
+	ResolveUser(ctx context.Context, sessionToken string) (clientID string, err error)
+}
+
+// UserResolverFunc adapts a function to UserResolver.
+type UserResolverFunc func(ctx context.Context, sessionToken string) (string, error)
+
+// ResolveUser calls f.
+func (f UserResolverFunc) ResolveUser(ctx context.Context, sessionToken string) (string, error) {
+	return f(ctx, sessionToken)
+}
+
 // AuthenticatorFunc adapts a function to Authenticator.
 type AuthenticatorFunc func(ctx context.Context, req *LoginRequest) error
 
@@ -229,7 +258,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if c != nil {
 		out = *c
 	}
-	if (out.RequireLoginSignature || out.RequireConversationSignature) && out.MasterKey == "" {
+	if (out.RequireLoginSignature || out.RequireConversationSignature || out.RequireBlacklistSignature) && out.MasterKey == "" {
 		return out, errors.New("hub: signatures required but MasterKey is empty")
 	}
 	if out.Logger == nil {

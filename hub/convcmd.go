@@ -41,6 +41,13 @@ func (h *Hub) cmdConv(s *session, req *wire.GenericCommand) {
 		run = func(ctx context.Context) (*wire.GenericCommand, error) { return h.convMemberList(ctx, s, cm) }
 	case wire.OpType_is_member:
 		run = func(ctx context.Context) (*wire.GenericCommand, error) { return h.convIsMember(ctx, s, cm) }
+	case wire.OpType_member_info_update:
+		run = func(ctx context.Context) (*wire.GenericCommand, error) { return h.convMemberInfoUpdate(ctx, s, cm) }
+	case wire.OpType_add_shutup, wire.OpType_remove_shutup:
+		on := req.GetOp() == wire.OpType_add_shutup
+		run = func(ctx context.Context) (*wire.GenericCommand, error) { return h.convShutup(ctx, s, cm, on) }
+	case wire.OpType_query_shutup:
+		run = func(ctx context.Context) (*wire.GenericCommand, error) { return h.convQueryShutup(ctx, s, cm) }
 	default:
 		s.c.sendError(req, realtime.ErrInvalidCommand.WithDetail("unsupported conv op %s", req.GetOp()))
 		return
@@ -132,14 +139,29 @@ func (h *Hub) convMembers(ctx context.Context, s *session, cm *wire.ConvCommand,
 	if err := h.checkConvSignature(s, cm.GetCid(), ids, action, cm); err != nil {
 		return nil, err
 	}
-	if _, err := h.eng.changeMembers(ctx, actor{from: s, client: s.clientID}, cm.GetCid(), ids, add); err != nil {
+	res, err := h.eng.changeMembers(ctx, actor{from: s, client: s.clientID}, cm.GetCid(), ids, add)
+	if err != nil {
 		return nil, err
 	}
 	op := wire.OpType_added
 	if !add {
 		op = wire.OpType_removed
 	}
-	return &wire.GenericCommand{Op: op.Enum(), ConvMessage: &wire.ConvCommand{Cid: proto.String(cm.GetCid()), AllowedPids: ids}}, nil
+	allowed := ids
+	if len(res.refused) > 0 {
+		allowed = nil
+		for _, id := range ids {
+			refused := false
+			for _, f := range res.refused {
+				refused = refused || contains(f.ids, id)
+			}
+			if !refused {
+				allowed = append(allowed, id)
+			}
+		}
+	}
+	return &wire.GenericCommand{Op: op.Enum(), ConvMessage: &wire.ConvCommand{Cid: proto.String(cm.GetCid()),
+		AllowedPids: allowed, FailedPids: failedPids(res.refused)}}, nil
 }
 
 func (h *Hub) convUpdate(ctx context.Context, s *session, cm *wire.ConvCommand) (*wire.GenericCommand, error) {

@@ -139,7 +139,8 @@ func inLane[T any](ctx context.Context, e *engine, convID string, op func(c *con
 // membersChange is the result of a member change.
 type membersChange struct {
 	conv    *realtime.Conversation
-	changed []string // the ids actually added or removed
+	changed []string  // the ids actually added or removed
+	refused []failure // ids that could not be added (blocked)
 }
 
 // changeMembers adds ids to, or removes them from, a conversation. For a
@@ -165,6 +166,29 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 	return inLane(ctx, e, convID, func(c *convEntry, s *convSnap) (membersChange, error) {
 		conv := s.conv
 		self := len(ids) == 1 && ids[0] == a.client
+		var refused []failure
+		if add {
+			// Blocked clients cannot join or be added, whoever asks.
+			bctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+			blocked, err := h.store.Blocked(bctx, conv.ID, ids)
+			cancel()
+			if err != nil {
+				return membersChange{}, err
+			}
+			if len(blocked) > 0 {
+				refused = []failure{{err: realtime.ErrBlockedByConv, ids: blocked}}
+				kept := ids[:0:0]
+				for _, id := range ids {
+					if !contains(blocked, id) {
+						kept = append(kept, id)
+					}
+				}
+				ids = kept
+				if len(ids) == 0 {
+					return membersChange{conv: conv, refused: refused}, nil
+				}
+			}
+		}
 		if conv.Transient {
 			// Chat rooms: no one adds or kicks others (which would also
 			// let a client fill the hub's memory with ids).
@@ -176,7 +200,7 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 			} else {
 				h.rooms.leave(conv.ID, ids...)
 			}
-			return membersChange{conv: conv, changed: ids}, nil
+			return membersChange{conv: conv, changed: ids, refused: refused}, nil
 		}
 		if !a.api {
 			if !self {
@@ -191,8 +215,8 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 				case NobodyMayChange:
 					return membersChange{}, realtime.ErrConvNotAllowed.WithDetail("members cannot be changed by clients")
 				}
-			} else if add && !s.isMember(a.client) && h.cfg.MemberChange != MembersMayChange {
-				return membersChange{}, realtime.ErrConvNotAllowed.WithDetail("joining is not allowed")
+			} else if add && !s.isMember(a.client) && (h.cfg.MemberChange != MembersMayChange || !h.mayJoin(s, a.client)) {
+				return membersChange{}, realtime.ErrConvNotAllowed.WithDetail("joining is not allowed: a member must add you")
 			}
 		}
 		op := realtime.ConvAdd
@@ -242,7 +266,7 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 		ev.Conversation = updated
 		ev.Members = changed
 		h.convAfter(ev)
-		return membersChange{conv: updated, changed: changed}, nil
+		return membersChange{conv: updated, changed: changed, refused: refused}, nil
 	})
 }
 

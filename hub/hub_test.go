@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		// database/sql and the SQLite driver keep pool goroutines until Close.
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
 		goleak.IgnoreAnyFunction("github.com/uptrace/bun/driver/pgdriver.(*Connector).Connect"),
+		// Idle keep-alive connections of http.DefaultClient (the tests'
+		// REST calls), not the hub's.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 	)
 }
 

@@ -45,10 +45,7 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 		// conversations ask none) return every id asked for, up to 1000.
 		q.Limit = min(max(int(cm.GetLimit()), len(q.IDs)), 1000)
 	}
-	public := q.Transient != nil && *q.Transient || q.System != nil && *q.System
-	if len(q.IDs) == 0 && !public && q.Member == "" && len(q.AllMembers) == 0 {
-		q.Member = s.clientID
-	}
+	h.restrictQuery(&q, s.clientID, strings.TrimSpace(cm.GetWhere().GetData()) != "" || len(cm.GetTempConvIds()) > 0)
 	convs, err := h.store.QueryConversations(ctx, q)
 	if err != nil {
 		return nil, err
@@ -56,7 +53,7 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 	compact := cm.GetFlag()&1 != 0
 	out := make([]map[string]any, 0, len(convs))
 	for _, c := range convs {
-		if !c.Transient && !c.System && !c.HasMember(s.clientID) {
+		if !h.visibleTo(c, s.clientID) {
 			continue
 		}
 		out = append(out, convJSON(c, compact, h.now()))

@@ -16,6 +16,8 @@ func (h *Hub) routes() *chi.Mux {
 	r.Get("/v1/route", h.serveRoute)
 	r.Get("/1.1/rtm/notifications", h.serveNotifications)
 	r.Post("/1.1/rtm/devices", h.serveRegisterDevice)
+	r.Post("/1.1/rtm/sign", h.serveSign)
+	r.Get("/1.1/classes/_ConversationMemberInfo", h.serveMemberInfo)
 	r.Delete("/1.1/rtm/devices", h.serveUnregisterDevice)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"code": 404, "error": "not found"})

@@ -73,6 +73,14 @@ func (e *engine) sendInLane(c *convEntry, s *convSnap, r *sendRequest) {
 		r.done(nil, realtime.ErrInvalidTarget.WithDetail("%s is not a member of the conversation", m.From))
 		return
 	}
+	if !m.System && conv.SilencedAt(m.From, h.now()) {
+		if conv.Silenced[m.From].IsZero() {
+			r.done(nil, realtime.ErrSilenced.WithDetail("%s is silenced in this conversation", m.From))
+		} else {
+			r.done(nil, realtime.ErrConvTempBlacklisted.WithDetail("%s is silenced in this conversation until %s", m.From, isoTime(conv.Silenced[m.From])))
+		}
+		return
+	}
 	for _, p := range m.MentionPids {
 		if !h.isMember(s, p) {
 			r.done(nil, realtime.ErrInvalidMessage.WithDetail("mentioned client %q is not a member", p))

@@ -171,6 +171,13 @@ func ids(convs []map[string]any) []string {
 }
 
 func TestConversationQueryForms(t *testing.T) {
+	for _, vis := range []hub.ConversationVisibility{hub.VisibleToAll, hub.VisibleToMembers} {
+		t.Run(fmt.Sprint("visibility ", vis), func(t *testing.T) { testConversationQueryForms(t, vis) })
+	}
+}
+
+func testConversationQueryForms(t *testing.T, vis hub.ConversationVisibility) {
+	private := vis == hub.VisibleToMembers
 	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
 		ctx := ctxT(t)
 		tom := srv.Login(t, id("Tom"))
@@ -215,29 +222,54 @@ func TestConversationQueryForms(t *testing.T) {
 				t.Fatalf("%s = %v, want %v", what, got, want)
 			}
 		}
-		check("objectId $in", sorted(q(tom, js(map[string]any{"objectId": map[string]any{"$in": []string{a, c, d}}}), "", 0, 0)), sorted([]string{a, c}))
+		// By id: LeanCloud finds any conversation (join by id); private
+		// groups only the client's own.
+		if private {
+			check("objectId $in", sorted(q(tom, js(map[string]any{"objectId": map[string]any{"$in": []string{a, c, d}}}), "", 0, 0)), sorted([]string{a, c}))
+		} else {
+			check("objectId $in", sorted(q(tom, js(map[string]any{"objectId": map[string]any{"$in": []string{a, c, d}}}), "", 0, 0)), sorted([]string{a, c, d}))
+		}
 		check("objectId equal", q(tom, js(map[string]any{"objectId": b}), "", 0, 0), []string{b})
 		check("m $all", q(tom, js(map[string]any{"m": map[string]any{"$all": []string{id("Tom"), id("Jerry")}}}), "name", 0, 0), []string{a, b})
-		check("m $size", q(tom, js(map[string]any{"m": map[string]any{"$size": 3}}), "", 0, 0), []string{b})
+		check("m $size", q(tom, js(map[string]any{"m": map[string]any{"$size": 3, "$all": []string{id("Tom")}}}), "", 0, 0), []string{b})
 		check("sort name", q(tom, "", "name", 0, 0), []string{a, b, c})
 		check("sort -name", q(tom, "", "-name", 0, 0), []string{c, b, a})
 		check("limit", q(tom, "", "name", 2, 0), []string{a, b})
 		check("limit+skip", q(tom, "", "name", 2, 1), []string{b, c})
-		check("$and", q(tom, js(map[string]any{"$and": []any{map[string]any{"m": id("Kate")}, map[string]any{"m": map[string]any{"$size": 2}}}}), "", 0, 0), []string{c})
+		withKateOf2 := []string{c}
+		if !private {
+			withKateOf2 = sorted([]string{c, d})
+		}
+		check("$and", sorted(q(tom, js(map[string]any{"$and": []any{map[string]any{"m": id("Kate")}, map[string]any{"m": map[string]any{"$size": 2}}}}), "", 0, 0)), withKateOf2)
 		// Names are in the results.
 		res := queryConvs(t, ctx, tom, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(js(map[string]any{"objectId": a}))}})
 		if len(res) != 1 || res[0]["name"] != "a" || res[0]["c"] != id("Tom") {
 			t.Fatalf("result = %v", res)
 		}
-		// A client never sees conversations it is not a member of.
-		check("stranger by id", q(spike, js(map[string]any{"objectId": map[string]any{"$in": []string{a, b, c, d}}}), "", 0, 0), nil)
-		check("stranger by member", q(spike, js(map[string]any{"m": id("Tom")}), "", 0, 0), nil)
-		check("stranger by $all", q(spike, js(map[string]any{"m": map[string]any{"$all": []string{id("Jerry")}}}), "", 0, 0), nil)
-		check("Tom asking for Jerry's", sorted(q(tom, js(map[string]any{"m": id("Jerry")}), "", 0, 0)), sorted([]string{a, b}))
+		// Without conditions a query finds one's own conversations only.
+		check("stranger, no conditions", q(spike, "", "", 0, 0), nil)
+		if private {
+			// Private groups: a client never sees conversations it is not
+			// a member of, and cannot join them by id.
+			check("stranger by id", q(spike, js(map[string]any{"objectId": map[string]any{"$in": []string{a, b, c, d}}}), "", 0, 0), nil)
+			check("stranger by member", q(spike, js(map[string]any{"m": id("Tom")}), "", 0, 0), nil)
+			check("stranger by $all", q(spike, js(map[string]any{"m": map[string]any{"$all": []string{id("Jerry")}}}), "", 0, 0), nil)
+			check("Tom asking for Jerry's", sorted(q(tom, js(map[string]any{"m": id("Jerry")}), "", 0, 0)), sorted([]string{a, b}))
+			_, err := convRequest(ctx, spike, wire.OpType_add, &wire.ConvCommand{Cid: proto.String(a)})
+			wantCode(t, err, realtime.CodeConvNotAllowed, "self-join of a private group")
+		} else {
+			check("stranger by id", sorted(q(spike, js(map[string]any{"objectId": map[string]any{"$in": []string{a, b, c, d}}}), "", 0, 0)), sorted([]string{a, b, c, d}))
+			check("Tom asking for Jerry's", sorted(q(tom, js(map[string]any{"m": id("Jerry")}), "", 0, 0)), sorted([]string{a, b, d}))
+			// ... and joins by id, as on LeanCloud.
+			if _, err := convRequest(ctx, spike, wire.OpType_add, &wire.ConvCommand{Cid: proto.String(a)}); err != nil {
+				t.Fatalf("join by id: %v", err)
+			}
+			check("after joining", q(spike, "", "", 0, 0), []string{a})
+		}
 		// Bad where is a coded error.
 		_, err := convRequest(ctx, tom, wire.OpType_query, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(`{"secret":1}`)}})
 		wantCode(t, err, realtime.CodeConvQueryFailed, "unsupported where field")
-	}, nil)
+	}, &hub.Config{ConversationVisibility: vis})
 }
 
 func TestMemberChangePushes(t *testing.T) {

@@ -41,9 +41,16 @@ type SendOptions struct {
 // sender's own devices) and schedules pushes. It returns the stored
 // message with its ID and Timestamp.
 //
-// Errors: ErrInvalidMessage (missing fields, bad mentions), 4409 (body
-// too large), ErrInvalidTarget (no such conversation, or m.From not a
-// member without System), ErrTempConvExpired, 4402 (a hook refused it).
+// Service (system) conversations, created with CreateConversation and
+// System set: a broadcast is a Send with System (every subscriber gets it,
+// now or in history); with m.To set it goes to those subscribers only
+// (and only they see it in history). A subscriber's own messages to the
+// service reach the application's hooks, not the other subscribers.
+//
+// Errors: ErrInvalidMessage (missing fields, bad mentions, m.To outside a
+// service conversation), 4409 (body too large), ErrInvalidTarget (no such
+// conversation, or m.From not a member without System),
+// ErrTempConvExpired, 4402 (a hook refused it).
 func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) (*realtime.Message, error) {
 	var o SendOptions
 	if opts != nil {

@@ -150,6 +150,10 @@ type Limits struct {
 	// MaxMembers is the most members a conversation can have (4304). Default
 	// 500 for normal conversations.
 	MaxMembers int
+	// MaxSubscribers is the most subscribers of a system (service)
+	// conversation (4304). Default 100,000. Each node keeps the subscriber
+	// list of a service conversation in use in memory (~50 bytes each).
+	MaxSubscribers int
 	// MaxQueryLimit caps conversation query and history page sizes. Default
 	// 100 (history: 1000).
 	MaxQueryLimit int
@@ -285,6 +289,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if l.MaxMembers <= 0 {
 		l.MaxMembers = 500
+	}
+	if l.MaxSubscribers <= 0 {
+		l.MaxSubscribers = 100_000
 	}
 	if l.MaxQueryLimit <= 0 {
 		l.MaxQueryLimit = 100

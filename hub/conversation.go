@@ -41,8 +41,11 @@ func (e *engine) createConversation(ctx context.Context, a actor, c *realtime.Co
 			return nil, false, realtime.ErrInvalidMessage.WithDetail("invalid member id %q", m)
 		}
 	}
-	if len(members) > h.cfg.Limits.MaxMembers {
-		return nil, false, realtime.ErrConvFull.WithDetail("at most %d members", h.cfg.Limits.MaxMembers)
+	if limit := h.cfg.Limits.MaxMembers; len(members) > limit && !(c.System && len(members) <= h.cfg.Limits.MaxSubscribers) {
+		return nil, false, realtime.ErrConvFull.WithDetail("at most %d members", limit)
+	}
+	if c.System && !a.api {
+		return nil, false, realtime.ErrConvNotAllowed.WithDetail("service conversations are created by the application")
 	}
 	conv := *c
 	conv.Members = members
@@ -155,7 +158,7 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 		}
 		ids = []string{a.client}
 	}
-	if len(ids) > h.cfg.Limits.MaxMembers {
+	if len(ids) > max(h.cfg.Limits.MaxMembers, h.cfg.Limits.MaxSubscribers) {
 		return membersChange{}, realtime.ErrConvFull.WithDetail("at most %d members", h.cfg.Limits.MaxMembers)
 	}
 	for _, m := range ids {
@@ -202,7 +205,12 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 			}
 			return membersChange{conv: conv, changed: ids, refused: refused}, nil
 		}
-		if !a.api {
+		if conv.System && !self && !a.api {
+			// Service conversations: clients subscribe and unsubscribe
+			// themselves; only the application adds others.
+			return membersChange{}, realtime.ErrConvNotAllowed.WithDetail("clients subscribe to a service conversation themselves")
+		}
+		if !a.api && !conv.System {
 			if !self {
 				if !s.isMember(a.client) {
 					return membersChange{}, realtime.ErrConvUpdateRejected
@@ -230,8 +238,12 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 					newMembers++
 				}
 			}
-			if len(conv.Members)+newMembers > h.cfg.Limits.MaxMembers {
-				return membersChange{}, realtime.ErrConvFull.WithDetail("at most %d members", h.cfg.Limits.MaxMembers)
+			limit := h.cfg.Limits.MaxMembers
+			if conv.System {
+				limit = h.cfg.Limits.MaxSubscribers
+			}
+			if len(conv.Members)+newMembers > limit {
+				return membersChange{}, realtime.ErrConvFull.WithDetail("at most %d members", limit)
 			}
 		}
 		ev := &realtime.ConversationEvent{Op: op, InitBy: a.client, Conversation: conv, Members: ids}
@@ -256,7 +268,7 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 		}
 		e.setSnap(c, newSnap(updated))
 		c.noteHead(updated)
-		if len(changed) > 0 {
+		if len(changed) > 0 && !conv.System { // subscriptions notify nobody
 			if add {
 				h.notifyJoined(conv.ID, a.client, changed, updated.Members)
 			} else {

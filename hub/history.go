@@ -96,6 +96,9 @@ func (h *Hub) history(ctx context.Context, client string, l *wire.LogsCommand) (
 		End: l.GetTt(), EndInclusive: l.GetTtIncluded(), EndMessageID: l.GetTmid(),
 		Limit: limit, Type: int(l.GetLctype()),
 	}
+	if conv.System {
+		q.Viewer = client // messages addressed to other subscribers stay theirs
+	}
 	if l.GetDirection() == wire.QueryDirection_NEW {
 		q.Direction = realtime.Newer
 	}

@@ -91,10 +91,29 @@ func (e *engine) sendInLane(c *convEntry, s *convSnap, r *sendRequest) {
 		r.done(nil, realtime.ErrInvalidMessage.WithDetail("will messages are not allowed in transient conversations or as transient messages"))
 		return
 	}
+	to := h.recipients(s, m.From)
+	switch {
+	case m.To != nil && !conv.System:
+		r.done(nil, realtime.ErrInvalidMessage.WithDetail("messages addressed to some members are for service conversations"))
+		return
+	case m.To != nil:
+		// The application writes to some subscribers only.
+		to = to[:0:0]
+		for _, id := range dedupSorted(m.To) {
+			if s.isMember(id) && id != m.From {
+				to = append(to, id)
+			}
+		}
+	case conv.System && !m.System:
+		// A subscriber's message goes to the service (the application's
+		// hooks), not to the other subscribers.
+		m.To = []string{}
+		to = nil
+	}
 	ev := &realtime.MessageEvent{
 		Conversation: conv,
 		Message:      m,
-		To:           h.recipients(s, m.From),
+		To:           to,
 		PushData:     r.pushData,
 		SourceIP:     r.sourceIP,
 		Will:         r.will,

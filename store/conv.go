@@ -457,7 +457,7 @@ func (s *SQL) AddMembers(ctx context.Context, convID string, clientIDs []string)
 				added = append(added, id)
 			}
 		}
-		if row.MemberCount+len(added) > s.maxMembers {
+		if row.MemberCount+len(added) > s.maxMembers && !row.System { // service conversations: subscribers
 			return realtime.ErrConvFull.WithDetail("%d members, the limit is %d", row.MemberCount+len(added), s.maxMembers)
 		}
 		if len(added) > 0 {

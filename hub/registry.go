@@ -1,11 +1,16 @@
 package hub
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // registry is this hub's live sessions by client id: who is online here.
 type registry struct {
-	mu      sync.RWMutex
-	clients map[string]map[*session]struct{}
+	mu sync.RWMutex
+	// clients has each online client's sessions (a slice: usually one or
+	// two, and a small map costs several times more per idle client).
+	clients map[string][]*session
 	// groupRcp are the sessions that asked for receipts in group
 	// conversations (configBitmap bit 64): usually few, so a read in a
 	// big group looks at them instead of at every member.
@@ -13,17 +18,12 @@ type registry struct {
 }
 
 func newRegistry() *registry {
-	return &registry{clients: make(map[string]map[*session]struct{}), groupRcp: make(map[*session]struct{})}
+	return &registry{clients: make(map[string][]*session), groupRcp: make(map[*session]struct{})}
 }
 
 // addLocked registers s; r.mu must be held.
 func (r *registry) addLocked(s *session) {
-	set := r.clients[s.clientID]
-	if set == nil {
-		set = make(map[*session]struct{}, 1)
-		r.clients[s.clientID] = set
-	}
-	set[s] = struct{}{}
+	r.clients[s.clientID] = append(r.clients[s.clientID], s)
 	if s.groupReceipts() {
 		r.groupRcp[s] = struct{}{}
 	}
@@ -32,16 +32,16 @@ func (r *registry) addLocked(s *session) {
 // removeLocked unregisters s; r.mu must be held. It reports whether s
 // was registered.
 func (r *registry) removeLocked(s *session) bool {
-	set, ok := r.clients[s.clientID]
-	if !ok {
+	set := r.clients[s.clientID]
+	i := slices.Index(set, s)
+	if i < 0 {
 		return false
 	}
-	if _, ok := set[s]; !ok {
-		return false
-	}
-	delete(set, s)
+	set = slices.Delete(set, i, i+1)
 	if len(set) == 0 {
 		delete(r.clients, s.clientID)
+	} else {
+		r.clients[s.clientID] = set
 	}
 	delete(r.groupRcp, s)
 	return true
@@ -51,15 +51,7 @@ func (r *registry) removeLocked(s *session) bool {
 func (r *registry) sessionsOf(clientID string) []*session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	set := r.clients[clientID]
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]*session, 0, len(set))
-	for s := range set {
-		out = append(out, s)
-	}
-	return out
+	return slices.Clone(r.clients[clientID])
 }
 
 // sessionsOfAll returns the live sessions of several clients, leaving out
@@ -72,9 +64,7 @@ func (r *registry) sessionsOfAll(clientIDs []string, skip string) []*session {
 		if id == skip {
 			continue
 		}
-		for s := range r.clients[id] {
-			out = append(out, s)
-		}
+		out = append(out, r.clients[id]...)
 	}
 	return out
 }
@@ -94,9 +84,7 @@ func (r *registry) sessionsAndOffline(clientIDs []string, skip string, wantOffli
 		if len(set) == 0 && wantOffline {
 			offline = append(offline, id)
 		}
-		for s := range set {
-			out = append(out, s)
-		}
+		out = append(out, set...)
 	}
 	return out, offline
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,7 +212,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	}
 	r := h.reg
 	r.mu.Lock()
-	for o := range r.clients[clientID] {
+	for _, o := range slices.Clone(r.clients[clientID]) {
 		if o.c == c {
 			continue
 		}

@@ -53,6 +53,8 @@ type conn struct {
 	// protocolVersion is 3 for lc.protobuf2.3 (unread notifications,
 	// the JS SDK) and 1 for lc.protobuf2.1 (push-style offline sync).
 	protocolVersion int
+	// req is the upgrade request, kept for the Authenticator (nil without
+	// one: the request and its headers are a few KiB per socket).
 	req             *http.Request
 	batch           *batchConn
 	remoteIP        string
@@ -100,6 +102,9 @@ func (c *conn) startOpening(clientID string) func() {
 		c.mu.Lock()
 		if c.opening[clientID] == ch {
 			delete(c.opening, clientID)
+			if len(c.opening) == 0 {
+				c.opening = nil // an idle socket keeps no map
+			}
 		}
 		c.mu.Unlock()
 		close(ch)
@@ -162,12 +167,14 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		h:               h,
 		ws:              ws,
 		base64:          sub == wire.ProtocolBase64 || sub == wire.ProtocolBase64V1,
-		req:             r,
 		batch:           hw.conn,
 		remoteIP:        clientIP(r, h.cfg.TrustForwardedFor),
 		inflight:        make(chan struct{}, maxInflightPerSocket),
 		quit:            make(chan struct{}),
 		closeDone:       make(chan struct{}),
+	}
+	if h.cfg.Authenticator != nil {
+		c.req = r
 	}
 	// Socket timers run on the real clock, not Config.Clock.
 	now := time.Now().UnixNano()

@@ -26,8 +26,8 @@ const batchFlushSize = 32 << 10
 // straight into the frame; the writer's buffer only stages a frame on its
 // way to the batchConn.
 const (
-	socketReadBuffer  = 1024
-	socketWriteBuffer = 512
+	socketReadBuffer  = 512
+	socketWriteBuffer = 256
 )
 
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, batchFlushSize+4<<10); return &b }}

@@ -55,9 +55,9 @@ type conn struct {
 	protocolVersion int
 	// req is the upgrade request, kept for the Authenticator (nil without
 	// one: the request and its headers are a few KiB per socket).
-	req             *http.Request
-	batch           *batchConn
-	remoteIP        string
+	req      *http.Request
+	batch    *batchConn
+	remoteIP string
 
 	out      outbox
 	inflight chan struct{}

@@ -900,6 +900,15 @@ func (s *SQL) appendStmts(add func(rows int, what, q string, args ...any), p *ba
 	q, args := s.insertStmt(p.inserts)
 	add(-1, "", q, args...)
 
+	// Every member row carries its conversation's head (conv_seq), so the
+	// login sync finds a client's unread conversations through the
+	// members_unread partial index, whatever its number of memberships
+	// with nothing new (unread.go). One statement for all member rows of
+	// the batch's conversations.
+	table, args = s.derivedTable([]string{"id:text", "seq:bigint"}, convIDs, seqs)
+	add(-1, "", "UPDATE members SET conv_seq = v.seq FROM "+table+
+		" WHERE members.conv_id = v.id AND members.conv_seq < v.seq", args...)
+
 	if len(p.senders) > 0 {
 		keys := sortedKeys(p.senders)
 		cs, cl, mids := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))

@@ -465,7 +465,7 @@ func (s *SQL) AddMembers(ctx context.Context, convID string, clientIDs []string)
 			rows := make([]memberRow, len(added))
 			for i, id := range added {
 				rows[i] = memberRow{ConvID: row.ID, ClientID: id, JoinedAt: now,
-					DeliveredTS: row.LastTS, ReadTS: row.LastTS, ReadSeq: row.Seq, ReadMID: row.LastMID}
+					DeliveredTS: row.LastTS, ReadTS: row.LastTS, ReadSeq: row.Seq, ReadMID: row.LastMID, ConvSeq: row.Seq}
 			}
 			if _, err := tx.NewInsert().Model(&rows).Exec(ctx); err != nil {
 				return err

@@ -82,6 +82,7 @@ type memberRow struct {
 	ReadMID     string `bun:"read_mid"`
 	MentionSeq  int64  `bun:"mention_seq"`
 	Role        string `bun:"role"`
+	ConvSeq     int64  `bun:"conv_seq"`
 }
 
 func (r *memberRow) toMember() realtime.Member {

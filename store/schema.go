@@ -126,6 +126,15 @@ var migrations = []migration{
 		// a JSON array of client ids, '' for everyone.
 		`ALTER TABLE messages ADD COLUMN to_ids TEXT NOT NULL DEFAULT ''`,
 	}},
+	{6, []string{
+		// Each member row carries its conversation's head (kept by the
+		// append writer), so that unread conversations are one partial
+		// index away: the login sync reads a client's unread memberships
+		// only, not all of them.
+		`ALTER TABLE members ADD COLUMN conv_seq BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE members SET conv_seq = (SELECT c.seq FROM conversations c WHERE c.id = members.conv_id)`,
+		`CREATE INDEX IF NOT EXISTS members_unread ON members (client_id) WHERE conv_seq > read_seq`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to: its

@@ -60,21 +60,27 @@ func (s *SQL) Members(ctx context.Context, convID string) ([]realtime.Member, er
 	return out, nil
 }
 
+// unreadQuery finds a client's unread conversations (arguments: client,
+// since, now). mb.conv_seq > mb.read_seq selects the members_unread partial
+// index: only the client's unread memberships are read, then each
+// conversation and its newest message by primary key.
+const unreadQuery = `SELECT c.seq - mb.read_seq AS unread,
+		CASE WHEN mb.mention_seq > mb.read_seq OR c.mention_all_seq > mb.read_seq THEN 1 ELSE 0 END AS mentioned,
+		` + msgCols + `
+		FROM members mb
+		JOIN conversations c ON c.id = mb.conv_id
+		JOIN messages m ON m.id = c.last_mid
+		WHERE mb.client_id = ? AND mb.conv_seq > mb.read_seq AND c.seq > mb.read_seq AND c.last_ts > ?
+		AND NOT (c.is_temporary AND c.expires_at > 0 AND c.expires_at <= ?)
+		ORDER BY c.last_ts DESC, c.id`
+
 // Unread implements realtime.Store; see the comment at the top of this
 // file. Expired temporary conversations are left out.
 func (s *SQL) Unread(ctx context.Context, clientID string, since int64, limit int) ([]realtime.UnreadTuple, error) {
 	if !validClientID(clientID) {
 		return []realtime.UnreadTuple{}, nil
 	}
-	q := `SELECT c.seq - mb.read_seq AS unread,
-		CASE WHEN mb.mention_seq > mb.read_seq OR c.mention_all_seq > mb.read_seq THEN 1 ELSE 0 END AS mentioned,
-		` + msgCols + `
-		FROM members mb
-		JOIN conversations c ON c.id = mb.conv_id
-		JOIN messages m ON m.id = c.last_mid
-		WHERE mb.client_id = ? AND c.seq > mb.read_seq AND c.last_ts > ?
-		AND NOT (c.is_temporary AND c.expires_at > 0 AND c.expires_at <= ?)
-		ORDER BY c.last_ts DESC, c.id`
+	q := unreadQuery
 	args := []any{clientID, since, s.nowMs()}
 	if limit > 0 {
 		q += " LIMIT ?"

@@ -167,6 +167,13 @@ type Limits struct {
 	// MaxSessionsPerSocket is how many client ids one socket may multiplex.
 	// Default 16.
 	MaxSessionsPerSocket int
+	// MaxConcurrentSyncs bounds the login syncs (unread counts, missed
+	// patches) reading the store at once. Logins beyond it wait their
+	// turn (their session is open already; the unread notification follows),
+	// so that a reconnect storm after a restart leaves store connections to
+	// message delivery and to the sessions already back. Default 8: keep
+	// it below the PostgreSQL pool (store.Options.MaxConns, 16).
+	MaxConcurrentSyncs int
 	// OutboundQueue is the number of frames waiting for a slow socket before
 	// it is closed as a slow consumer. Default 1024.
 	OutboundQueue int
@@ -310,6 +317,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if l.OutboundQueue <= 0 {
 		l.OutboundQueue = 1024
+	}
+	if l.MaxConcurrentSyncs <= 0 {
+		l.MaxConcurrentSyncs = 8
 	}
 	if l.OutboundBytes <= 0 {
 		l.OutboundBytes = 4 << 20

@@ -75,6 +75,8 @@ type Hub struct {
 	rooms *rooms
 	tasks *taskPool
 	push  pushPipeline
+	// syncs admits login syncs (Limits.MaxConcurrentSyncs at once).
+	syncs chan struct{}
 	// noWill remembers clients known to have no will message, so that a
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the
@@ -143,6 +145,7 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 	h.hooks = collectHooks(c.Hooks)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.tasks = newTaskPool(h, taskPoolSize)
+	h.syncs = make(chan struct{}, c.Limits.MaxConcurrentSyncs)
 	h.eng = newEngine(h)
 	h.eng.start()
 	h.mux = h.routes()

@@ -26,6 +26,16 @@ const (
 // that keeps failing closes the socket with 1011 instead of leaving the
 // client silently without its counts: the SDK reconnects and asks again.
 func (h *Hub) afterLogin(s *session, sm *wire.SessionCommand, reconnect bool) {
+	// Admission: at most MaxConcurrentSyncs logins read the store at once;
+	// the others wait here, their session open already.
+	select {
+	case h.syncs <- struct{}{}:
+	case <-h.ctx.Done():
+		return
+	case <-s.c.quit:
+		return
+	}
+	defer func() { <-h.syncs }()
 	since := int64(0)
 	if reconnect {
 		since = sm.GetLastUnreadNotifTime()

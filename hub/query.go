@@ -31,11 +31,14 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 	if ids := cm.GetTempConvIds(); len(ids) > 0 {
 		q.IDs = ids
 	}
+	conditions := len(cm.GetTempConvIds()) > 0
 	if w := cm.GetWhere().GetData(); strings.TrimSpace(w) != "" {
 		var where map[string]json.RawMessage
 		if err := json.Unmarshal([]byte(w), &where); err != nil {
 			return nil, realtime.ErrConvQueryFailed.WithDetail("where must be a JSON object")
 		}
+		// The SDK sends "{}" for a query without conditions.
+		conditions = conditions || len(where) > 0
 		if err := applyWhere(&q, where); err != nil {
 			return nil, err
 		}
@@ -45,7 +48,7 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 		// conversations ask none) return every id asked for, up to 1000.
 		q.Limit = min(max(int(cm.GetLimit()), len(q.IDs)), 1000)
 	}
-	h.restrictQuery(&q, s.clientID, strings.TrimSpace(cm.GetWhere().GetData()) != "" || len(cm.GetTempConvIds()) > 0)
+	h.restrictQuery(&q, s.clientID, conditions)
 	convs, err := h.store.QueryConversations(ctx, q)
 	if err != nil {
 		return nil, err

@@ -387,3 +387,25 @@ func TestUnreadOnLoginMentionsAndReadClearsOtherDevices(t *testing.T) {
 		noMore(t, jerry3, wire.CommandType_unread, "after read() nothing is unread")
 	}, nil)
 }
+
+// The SDK's getQuery() without conditions sends where "{}": it finds only
+// the client's own conversations (LeanCloud's default condition).
+func TestEmptyWhereFindsOwnConversations(t *testing.T) {
+	each(t, func(t *testing.T, srv *testServer, id func(string) string) {
+		ctx := ctxT(t)
+		tom := srv.Login(t, id("Tom"))
+		william := srv.Login(t, id("William"))
+		if _, err := tom.StartConversation(ctx, id("Jerry")); err != nil {
+			t.Fatal(err)
+		}
+		for _, where := range []string{"{}", " { } "} {
+			res := queryConvs(t, ctx, william, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(where)}})
+			if len(res) != 0 {
+				t.Fatalf("where %q found %d conversations of others", where, len(res))
+			}
+			if res := queryConvs(t, ctx, tom, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(where)}}); len(res) != 1 {
+				t.Fatalf("where %q: Tom finds %d conversations, want his 1", where, len(res))
+			}
+		}
+	}, nil)
+}

@@ -50,6 +50,7 @@ const (
 	CodeLoginTimeout           = 4108
 	CodeSessionConflict        = 4111
 	CodeSessionTokenExpired    = 4112
+	CodeKickedByApp            = 4115
 	CodeMessageQuotaExceeded   = 4116
 	CodeInternal               = 4200
 	CodeConvSignatureFailed    = 4302

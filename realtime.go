@@ -211,6 +211,14 @@ type Will struct {
 	SetAt    time.Time
 }
 
+// Revocation voids the session tokens of a client (or of one of its
+// devices) issued before At.
+type Revocation struct {
+	ClientID string
+	Device   string // "" for every device
+	At       time.Time
+}
+
 // HistoryDirection orders a history query.
 type HistoryDirection int
 
@@ -435,6 +443,16 @@ type Store interface {
 
 	// ClearWill removes clientID's will if any.
 	ClearWill(ctx context.Context, clientID string) error
+
+	// RevokeSessions records that session tokens of clientID issued before
+	// at are void: those of one device (device, the SDK's device id or
+	// tag), or of every device (device ""). A later call moves the time
+	// forward, never back.
+	RevokeSessions(ctx context.Context, clientID, device string, at time.Time) error
+
+	// Revocations returns the revocations made after since (the hub loads
+	// those younger than its session token lifetime when it starts).
+	Revocations(ctx context.Context, since time.Time) ([]Revocation, error)
 
 	// Close releases the store's resources after pending writes finished.
 	Close() error

@@ -6,7 +6,11 @@ import (
 	"sort"
 	"time"
 
+	"github.com/coder/websocket"
+	"google.golang.org/protobuf/proto"
+
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/wire"
 )
 
 // The Go API: what the host application does to conversations, through
@@ -318,4 +322,36 @@ func (h *Hub) Unblock(ctx context.Context, convID string, clientIDs []string) er
 	}
 	_, err := h.eng.block(ctx, actor{api: true}, convID, clientIDs, false)
 	return err
+}
+
+// Logout ends every session of clientID on this hub and voids all its
+// session tokens (on every node, after restarts too), so that none of its
+// devices gets back in with a token: each must log in again (with a
+// signature or through the Authenticator, when the hub requires them).
+// Its sessions get session closed with 4115 (KICKED_BY_APP) and no will
+// message is sent.
+func (h *Hub) Logout(ctx context.Context, clientID string) error {
+	if !validClientID(clientID) {
+		return realtime.ErrInvalidLogin.WithDetail("invalid client id %q", clientID)
+	}
+	if err := h.revoke(ctx, clientID, ""); err != nil {
+		return err
+	}
+	for _, s := range h.reg.sessionsOf(clientID) {
+		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", "logged out by the application", "kicked")
+	}
+	return nil
+}
+
+// kick ends one session at the server's will: the client gets session
+// closed with code and reason, leaves the socket (closed when it was its
+// last session), and its will is not sent.
+func (h *Hub) kick(s *session, code int, reason, detail, why string) {
+	s.push(&wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_closed.Enum(),
+		SessionMessage: &wire.SessionCommand{Code: proto.Int32(int32(code)), Reason: proto.String(reason), Detail: proto.String(detail)}})
+	s.c.removeSession(s)
+	h.endSession(s, why, false)
+	if s.c.sessionCount() == 0 {
+		s.c.closeWith(websocket.StatusCode(code), reason, closeShutdown)
+	}
 }

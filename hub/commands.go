@@ -97,7 +97,7 @@ func (h *Hub) cmdDirect(s *session, req *wire.GenericCommand) {
 		ackError(s, req, realtime.ErrInvalidTarget.WithDetail("missing conversation id"))
 		return
 	}
-	if !s.limiter.allow() {
+	if !h.limits.allow(s.clientID, famSend, 1) {
 		ackError(s, req, realtime.ErrRateLimited)
 		return
 	}
@@ -140,6 +140,9 @@ func (h *Hub) cmdAck(s *session, req *wire.GenericCommand) {
 	if a == nil || a.GetCid() == "" {
 		return
 	}
+	if !h.limits.allow(s.clientID, famRead, 1) {
+		return
+	}
 	tots := a.GetTots()
 	if tots <= 0 {
 		tots = a.GetT()
@@ -180,6 +183,9 @@ func (h *Hub) cmdRead(s *session, req *wire.GenericCommand) {
 	}
 	for _, cid := range append(r.GetCids(), r.GetCid()) {
 		add(&wire.ReadTuple{Cid: proto.String(cid)})
+	}
+	if len(tuples) == 0 || !h.limits.allow(s.clientID, famRead, len(tuples)) {
+		return
 	}
 	for _, t := range tuples {
 		h.eng.read(readRequest{convID: t.GetCid(), ts: t.GetTimestamp(), from: s, client: s.clientID})

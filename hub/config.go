@@ -160,10 +160,31 @@ type Limits struct {
 	// MaxMentions is the most client ids in a mention list (4410). Default
 	// 100.
 	MaxMentions int
-	// SendRate and SendBurst are a token bucket per client and socket for
-	// messages (4116). Defaults 50/s and 100.
+	// SendRate and SendBurst are a token bucket per client id (shared by
+	// its sessions) for messages (4116). Defaults 50/s and 100.
 	SendRate  float64
 	SendBurst int
+	// Per client id, for the other command families (4116 beyond them;
+	// acks and reads beyond ReadRate are dropped):
+	// ConversationRate: creating, member changes, updates, mutes, roles,
+	// blacklists (default 20/s, burst 100); PatchRate: edits and recalls
+	// (20/s, 50); QueryRate: conversation queries, history, member lists,
+	// online status (50/s, 200); ReadRate: acks and reads (100/s, 500).
+	ConversationRate Rate
+	PatchRate        Rate
+	QueryRate        Rate
+	ReadRate         Rate
+	// LoginRate limits session opens per source address (4116; default
+	// 50/s, burst 500: offices and mobile carriers share addresses), and
+	// MaxSocketsPerAddress the sockets open from one address (closed with
+	// 1013 beyond; default 5,000). Loopback addresses are not limited (a
+	// proxy on the same host, load tests); behind a proxy elsewhere set
+	// TrustForwardedFor, or every client has the proxy's address.
+	LoginRate            Rate
+	MaxSocketsPerAddress int
+	// MaxSessionsPerClient bounds the live sessions of one client id
+	// (its devices and tabs) on this hub (4103 beyond). Default 64.
+	MaxSessionsPerClient int
 	// MaxSessionsPerSocket is how many client ids one socket may multiplex.
 	// Default 16.
 	MaxSessionsPerSocket int
@@ -311,6 +332,25 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if l.SendBurst <= 0 {
 		l.SendBurst = 100
+	}
+	rate := func(r *Rate, perSecond float64, burst int) {
+		if r.PerSecond <= 0 {
+			r.PerSecond = perSecond
+		}
+		if r.Burst <= 0 {
+			r.Burst = burst
+		}
+	}
+	rate(&l.ConversationRate, 20, 100)
+	rate(&l.PatchRate, 20, 50)
+	rate(&l.QueryRate, 50, 200)
+	rate(&l.ReadRate, 100, 500)
+	rate(&l.LoginRate, 50, 500)
+	if l.MaxSocketsPerAddress <= 0 {
+		l.MaxSocketsPerAddress = 5000
+	}
+	if l.MaxSessionsPerClient <= 0 {
+		l.MaxSessionsPerClient = 64
 	}
 	if l.MaxSessionsPerSocket <= 0 {
 		l.MaxSessionsPerSocket = 16

@@ -52,6 +52,15 @@ func (h *Hub) cmdConv(s *session, req *wire.GenericCommand) {
 		s.c.sendError(req, realtime.ErrInvalidCommand.WithDetail("unsupported conv op %s", req.GetOp()))
 		return
 	}
+	fam := famConv
+	switch req.GetOp() {
+	case wire.OpType_query, wire.OpType_max_read, wire.OpType_count, wire.OpType_members, wire.OpType_is_member, wire.OpType_query_shutup:
+		fam = famQuery
+	}
+	if !h.limits.allow(s.clientID, fam, 1) {
+		s.c.sendError(req, realtime.ErrRateLimited)
+		return
+	}
 	s.async(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 		defer cancel()

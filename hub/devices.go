@@ -123,7 +123,7 @@ func (h *Hub) deviceRequest(w http.ResponseWriter, r *http.Request, d *deviceReq
 	}
 	master := h.cfg.MasterKey != "" && r.Header.Get("X-LC-Key") == h.cfg.MasterKey+",master"
 	if !master {
-		if _, err := h.tokens.verify(r.Header.Get("X-LC-IM-Session-Token"), d.ClientID, h.now()); err != nil {
+		if _, err := h.verifyToken(r.Header.Get("X-LC-IM-Session-Token"), d.ClientID); err != nil {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"code": realtime.CodeSessionTokenExpired, "error": "X-LC-IM-Session-Token of this client required"})
 			return false
 		}

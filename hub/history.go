@@ -60,6 +60,10 @@ func (h *Hub) cmdLogs(s *session, req *wire.GenericCommand) {
 		s.c.sendError(req, realtime.ErrConvNotFound.WithDetail("missing conversation id"))
 		return
 	}
+	if !h.limits.allow(s.clientID, famQuery, 1) {
+		s.c.sendError(req, realtime.ErrRateLimited)
+		return
+	}
 	s.async(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 		defer cancel()

@@ -47,6 +47,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -69,6 +70,7 @@ type Hub struct {
 	mux     *chi.Mux
 	tokens  tokenSigner
 	nonces  *nonceCache
+	revoked revocations
 
 	eng   *engine
 	reg   *registry
@@ -76,7 +78,8 @@ type Hub struct {
 	tasks *taskPool
 	push  pushPipeline
 	// syncs admits login syncs (Limits.MaxConcurrentSyncs at once).
-	syncs chan struct{}
+	syncs  chan struct{}
+	limits *limiters
 	// noWill remembers clients known to have no will message, so that a
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the
@@ -142,10 +145,20 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		c.Logger.Warn("hub: SessionSecret is random: session tokens will not survive a restart")
 	}
 	h.tokens = tokenSigner{key: secret}
+	lctx, lcancel := context.WithTimeout(context.Background(), storeTimeout)
+	revs, err := st.Revocations(lctx, c.Clock().Add(-c.SessionTokenTTL))
+	lcancel()
+	if err != nil {
+		return nil, fmt.Errorf("hub: load session revocations: %w", err)
+	}
+	for _, r := range revs {
+		h.revoked.add(r.ClientID, r.Device, r.At.UnixMicro())
+	}
 	h.hooks = collectHooks(c.Hooks)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.tasks = newTaskPool(h, taskPoolSize)
 	h.syncs = make(chan struct{}, c.Limits.MaxConcurrentSyncs)
+	h.limits = newLimiters(&c.Limits, c.Clock)
 	h.eng = newEngine(h)
 	h.eng.start()
 	h.mux = h.routes()

@@ -23,11 +23,17 @@ func (h *Hub) keeper() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var conns []*conn
+	lastSweep := time.Now()
 	for {
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(lastSweep) > 30*time.Second {
+			h.limits.sweep()
+			h.revoked.forgetBefore(h.now().Add(-h.cfg.SessionTokenTTL).UnixMicro())
+			lastSweep = time.Now()
 		}
 		conns = conns[:0]
 		h.mu.RLock()

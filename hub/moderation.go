@@ -376,6 +376,14 @@ func (h *Hub) cmdBlacklist(s *session, req *wire.GenericCommand) {
 		s.c.sendError(req, realtime.ErrInvalidCommand.WithDetail("unsupported blacklist op %s", op))
 		return
 	}
+	fam := famConv
+	if op == wire.OpType_query {
+		fam = famQuery
+	}
+	if !h.limits.allow(s.clientID, fam, 1) {
+		s.c.sendError(req, realtime.ErrRateLimited)
+		return
+	}
 	s.async(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 		defer cancel()

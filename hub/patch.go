@@ -136,6 +136,10 @@ func (h *Hub) cmdPatch(s *session, req *wire.GenericCommand) {
 		s.c.sendError(req, realtime.ErrInvalidCommand.WithDetail("at most %d patches per command", maxPatchItems))
 		return
 	}
+	if !h.limits.allow(s.clientID, famPatch, len(items)) {
+		s.c.sendError(req, realtime.ErrRateLimited)
+		return
+	}
 	s.async(func() {
 		ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 		defer cancel()

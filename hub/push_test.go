@@ -427,7 +427,16 @@ func TestDeviceEndpointNeedsSessionToken(t *testing.T) {
 		if devices() != 1 {
 			t.Fatal("refused DELETE removed the device")
 		}
-		if code := call(http.MethodDelete, st1); code != http.StatusOK {
+		// Logging out voided that token: DELETE needs a live one.
+		if code := call(http.MethodDelete, st1); code != http.StatusUnauthorized {
+			t.Fatalf("DELETE with Kate's token from before her logout: %d, want 401", code)
+		}
+		kate2 := srv.Login(t, id("Kate"))
+		st2, err := kate2.Open(ctx, id("Kate"), lcclient.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := call(http.MethodDelete, st2); code != http.StatusOK {
 			t.Fatalf("DELETE with Kate's session token: %d", code)
 		}
 		if devices() != 0 {

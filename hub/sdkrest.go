@@ -89,7 +89,7 @@ func (h *Hub) serveSign(w http.ResponseWriter, r *http.Request) {
 // request carries in X-LC-IM-Session-Token, checking it is the client_id
 // asked for.
 func (h *Hub) clientFromSessionToken(r *http.Request, clientID string) (string, error) {
-	tok, err := h.tokens.verify(r.Header.Get("X-LC-IM-Session-Token"), clientID, h.now())
+	tok, err := h.verifyToken(r.Header.Get("X-LC-IM-Session-Token"), clientID)
 	if err != nil {
 		return "", realtime.ErrSessionTokenExpired
 	}

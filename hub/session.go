@@ -36,7 +36,6 @@ type session struct {
 	bitmap   int64
 	token    string // device push token bound at open
 	openedAt time.Time
-	limiter  *tokenBucket
 	// peerless is set once the client sent a command without peerId: the
 	// SDK does that only for the first client of its Realtime (it set
 	// bit 128 and routes pushes without peerId to that client), so pushes
@@ -99,8 +98,13 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 			c.reply(req, &wire.GenericCommand{Op: wire.OpType_closed.Enum(), SessionMessage: &wire.SessionCommand{}})
 		})
 	case wire.OpType_query:
-		if c.session(req.GetPeerId()) == nil {
+		s := c.session(req.GetPeerId())
+		if s == nil {
 			c.sendError(req, realtime.ErrSessionRequired)
+			return
+		}
+		if !h.limits.allow(s.clientID, famQuery, 1) {
+			c.sendError(req, realtime.ErrRateLimited)
 			return
 		}
 		ids := req.GetSessionMessage().GetSessionPeerIds()
@@ -136,6 +140,9 @@ const maxQueryIDs = 500
 func (h *Hub) logout(s *session) {
 	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 	defer cancel()
+	if err := h.revoke(ctx, s.clientID, deviceKey(s.deviceID, s.tag)); err != nil {
+		h.log.Error("revoke session tokens at logout", append(s.logAttrs(), "err", err)...)
+	}
 	if err := h.store.ClearWill(ctx, s.clientID); err != nil {
 		h.log.Error("clear will", append(s.logAttrs(), "err", err)...)
 	} else {
@@ -163,6 +170,10 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 		h.replyOpened(c, req, existing)
 		return
 	}
+	if !h.limits.allowLogin(c.remoteIP) {
+		c.sendError(req, realtime.ErrRateLimited.WithDetail("too many logins from this address"))
+		return
+	}
 	if c.sessionCount() >= h.cfg.Limits.MaxSessionsPerSocket {
 		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("at most %d clients per socket", h.cfg.Limits.MaxSessionsPerSocket))
 		return
@@ -171,7 +182,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	reconnect := sm.GetR()
 	tokenOK := false
 	if reconnect && sm.GetSt() != "" {
-		tok, err := h.tokens.verify(sm.GetSt(), clientID, h.now())
+		tok, err := h.verifyToken(sm.GetSt(), clientID)
 		if err != nil {
 			c.sendError(req, realtime.ErrSessionTokenExpired)
 			return
@@ -200,7 +211,6 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 		bitmap:   sm.GetConfigBitmap(),
 		token:    sm.GetDeviceToken(),
 		openedAt: h.now(),
-		limiter:  newTokenBucket(h.cfg.Limits.SendRate, h.cfg.Limits.SendBurst, h.now),
 	}
 
 	// Conflicts are decided and the session registered under one lock, so
@@ -212,6 +222,11 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	}
 	r := h.reg
 	r.mu.Lock()
+	if len(r.clients[clientID]) >= h.cfg.Limits.MaxSessionsPerClient {
+		r.mu.Unlock()
+		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("at most %d sessions of one client", h.cfg.Limits.MaxSessionsPerClient))
+		return
+	}
 	for _, o := range slices.Clone(r.clients[clientID]) {
 		if o.c == c {
 			continue
@@ -247,6 +262,13 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	r.mu.Unlock()
 
 	for _, o := range kicked {
+		// The kicked device's token must not let it back in (a re-login
+		// of it would kick the new device in turn).
+		rctx, rcancel := context.WithTimeout(h.ctx, storeTimeout)
+		if err := h.revoke(rctx, o.clientID, deviceKey(o.deviceID, o.tag)); err != nil {
+			h.log.Error("revoke the kicked session's tokens", append(o.logAttrs(), "err", err)...)
+		}
+		rcancel()
 		o.push(&wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_closed.Enum(),
 			SessionMessage: &wire.SessionCommand{Code: proto.Int32(realtime.CodeSessionConflict),
 				Reason: proto.String("SESSION_CONFLICT"), Detail: proto.String("logged in on another device with the same tag")}})

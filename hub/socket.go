@@ -152,6 +152,17 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket accept failed", "err", err)
 		return
 	}
+	remoteIP := clientIP(r, h.cfg.TrustForwardedFor)
+	if !h.limits.openSocket(remoteIP, h.cfg.Limits.MaxSocketsPerAddress) {
+		ws.Close(websocket.StatusTryAgainLater, "too many sockets from this address")
+		return
+	}
+	counted := true
+	defer func() {
+		if counted {
+			h.limits.closeSocket(remoteIP)
+		}
+	}()
 	sub := ws.Subprotocol()
 	if sub == "" || hw.conn == nil {
 		ws.Close(websocket.StatusPolicyViolation, "subprotocol lc.protobuf2.3 or lc.proto2base64.3 required")
@@ -168,7 +179,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		ws:              ws,
 		base64:          sub == wire.ProtocolBase64 || sub == wire.ProtocolBase64V1,
 		batch:           hw.conn,
-		remoteIP:        clientIP(r, h.cfg.TrustForwardedFor),
+		remoteIP:        remoteIP,
 		inflight:        make(chan struct{}, maxInflightPerSocket),
 		quit:            make(chan struct{}),
 		closeDone:       make(chan struct{}),
@@ -189,6 +200,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	h.conns[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
+	counted = false // serve uncounts it
 	go c.serve()
 }
 
@@ -203,6 +215,7 @@ func (c *conn) serve() {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
+	h.limits.closeSocket(c.remoteIP)
 }
 
 func (c *conn) readLoop() {

@@ -135,6 +135,17 @@ var migrations = []migration{
 		`UPDATE members SET conv_seq = (SELECT c.seq FROM conversations c WHERE c.id = members.conv_id)`,
 		`CREATE INDEX IF NOT EXISTS members_unread ON members (client_id) WHERE conv_seq > read_seq`,
 	}},
+	{7, []string{
+		// Session tokens issued before revoked_at (Unix µs) are void
+		// (logout, kicks).
+		`CREATE TABLE IF NOT EXISTS session_revocations (
+			client_id TEXT NOT NULL,
+			device TEXT NOT NULL,
+			revoked_at BIGINT NOT NULL,
+			PRIMARY KEY (client_id, device)
+		)`,
+		`CREATE INDEX IF NOT EXISTS session_revocations_at ON session_revocations (revoked_at)`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to: its

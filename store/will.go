@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -77,4 +78,40 @@ func (s *SQL) ClearWill(ctx context.Context, clientID string) error {
 		return err
 	})
 	return wrapInfra("clear will", err)
+}
+
+// RevokeSessions implements realtime.Store.
+func (s *SQL) RevokeSessions(ctx context.Context, clientID, device string, at time.Time) error {
+	if !validClientID(clientID) {
+		return realtime.ErrInvalidMessage.WithDetail("invalid client id %q", clientID)
+	}
+	if len(device) > 256 || !validText(device) {
+		return realtime.ErrInvalidMessage.WithDetail("invalid device")
+	}
+	err := s.writeTx(ctx, func(tx bun.Tx) error {
+		_, err := tx.NewRaw("INSERT INTO session_revocations (client_id, device, revoked_at) VALUES (?, ?, ?) "+
+			"ON CONFLICT (client_id, device) DO UPDATE SET revoked_at = CASE WHEN excluded.revoked_at > "+
+			"session_revocations.revoked_at THEN excluded.revoked_at ELSE session_revocations.revoked_at END",
+			clientID, device, at.UnixMicro()).Exec(ctx)
+		return err
+	})
+	return wrapInfra("revoke sessions", err)
+}
+
+// Revocations implements realtime.Store.
+func (s *SQL) Revocations(ctx context.Context, since time.Time) ([]realtime.Revocation, error) {
+	var rows []struct {
+		ClientID  string `bun:"client_id"`
+		Device    string `bun:"device"`
+		RevokedAt int64  `bun:"revoked_at"`
+	}
+	if err := s.r.NewRaw("SELECT client_id, device, revoked_at FROM session_revocations WHERE revoked_at > ?", since.UnixMicro()).
+		Scan(ctx, &rows); err != nil && !isNoRows(err) {
+		return nil, fmt.Errorf("store: revocations: %w", err)
+	}
+	out := make([]realtime.Revocation, len(rows))
+	for i, r := range rows {
+		out[i] = realtime.Revocation{ClientID: r.ClientID, Device: r.Device, At: time.UnixMicro(r.RevokedAt)}
+	}
+	return out, nil
 }

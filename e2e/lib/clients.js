@@ -284,7 +284,9 @@ function tapCommands(client) {
 function rejection(promise, what, ms = WAIT_MS) {
   return withTimeout(Promise.resolve(promise), ms, what).then(
     v => {
-      const shown = v && typeof v === 'object' ? (v.id || JSON.stringify(v)) : v;
+      let shown = v;
+      if (Array.isArray(v)) shown = `${v.length} results: ${v.map(x => (x && x.id) || x).join(', ')}`;
+      else if (v && typeof v === 'object') shown = v.id || JSON.stringify(v);
       throw new Error(`${what} resolved (${shown}); expected a rejection`);
     },
     e => {

@@ -160,6 +160,9 @@ func TestRequireFlag(t *testing.T) {
 				o.requireLogin, o.requireConversation, o.requireBlacklist, c.login, c.conversation, c.blacklist)
 		}
 	}
+	if o, err := parseFlags([]string{"-private-groups"}, io.Discard); err != nil || !o.privateGroups {
+		t.Errorf("-private-groups: %+v %v", o, err)
+	}
 	if _, err := parseFlags([]string{"-app-id", "a", "-master-key", "k", "-require", "nope"}, io.Discard); err == nil {
 		t.Error("-require nope: no error")
 	}

@@ -277,6 +277,25 @@ function tapCommands(client) {
   return { commands, stop: () => ws.off('message', onMessage) };
 }
 
+/**
+ * Resolves with the error `promise` rejects with (bounded); fails the test if it resolves.
+ * For refusals: `const err = await rejection(conv.join(), 'join'); assert.equal(err.code, 4308)`.
+ */
+function rejection(promise, what, ms = WAIT_MS) {
+  return withTimeout(Promise.resolve(promise), ms, what).then(
+    v => {
+      let shown = v;
+      if (Array.isArray(v)) shown = `${v.length} results: ${v.map(x => (x && x.id) || x).join(', ')}`;
+      else if (v && typeof v === 'object') shown = v.id || JSON.stringify(v);
+      throw new Error(`${what} resolved (${shown}); expected a rejection`);
+    },
+    e => {
+      if (e && /^timed out after/.test(e.message)) throw e;
+      return e;
+    },
+  );
+}
+
 /** Closes clients and the realtime, ignoring errors (for after() hooks). */
 async function closeQuietly(...things) {
   for (const t of things) {
@@ -385,6 +404,7 @@ module.exports = {
   tapCommands,
   closeQuietly,
   withTimeout,
+  rejection,
   sleep,
   describe,
   ChildClient,

@@ -211,6 +211,10 @@ for (const noBinary of [false, true]) {
       await jerry.call('send', { cid: conv.id, text: 'before' });
       const [, tomConv] = await first;
       await tomConv.read();
+      // The SDK throttles read() (at most one a second, shared by its
+      // clients): wait until the server has it (Jerry's read receipt)
+      // before going offline, or the read may still be pending.
+      await jerry.events.wait('read', c => c.id === conv.id);
 
       const offline = waitFor(tom, Event.DISCONNECT);
       ctx.realtime.pause();

@@ -32,10 +32,13 @@ const (
 type cursorKey struct{ conv, client string }
 
 type cursorBuffer struct {
-	e      *engine
-	mu     sync.Mutex
-	moves  map[cursorKey]realtime.Cursor
-	signal chan struct{}
+	e     *engine
+	mu    sync.Mutex
+	moves map[cursorKey]realtime.Cursor
+	// writing are the moves of the write in progress: readers see them
+	// until the store has them.
+	writing map[cursorKey]realtime.Cursor
+	signal  chan struct{}
 	// failures counts consecutive failed writes (backoff).
 	failures int
 	dropped  int64
@@ -78,11 +81,23 @@ func (b *cursorBuffer) read(conv, client string, seq, ts int64, mid string) {
 	b.wake()
 }
 
-// pending returns the move of one cursor not yet written.
+// pending returns the move of one cursor not yet written (queued, or
+// being written).
 func (b *cursorBuffer) pending(conv, client string) (realtime.Cursor, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c, ok := b.moves[cursorKey{conv, client}]
+	k := cursorKey{conv, client}
+	c, ok := b.moves[k]
+	if w, wok := b.writing[k]; wok {
+		if !ok {
+			return w, true
+		}
+		c.DeliveredAt = max(c.DeliveredAt, w.DeliveredAt)
+		if w.ReadSeq > c.ReadSeq {
+			c.ReadSeq, c.ReadAt, c.ReadMessageID = w.ReadSeq, w.ReadAt, w.ReadMessageID
+		}
+		ok = true
+	}
 	return c, ok
 }
 
@@ -137,6 +152,7 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 	}
 	batch := b.moves
 	b.moves = make(map[cursorKey]realtime.Cursor, len(batch))
+	b.writing = batch
 	dropped := b.dropped
 	b.dropped = 0
 	b.mu.Unlock()
@@ -152,6 +168,7 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 	cancel()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.writing = nil
 	if err == nil {
 		b.failures = 0
 		return

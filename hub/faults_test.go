@@ -344,3 +344,51 @@ func TestSlowConsumerInALargeFanout(t *testing.T) {
 		t.Fatalf("a member that never reads is still online after %d flood messages", n)
 	}
 }
+
+// blockingCursors is a store whose cursor writes wait until released.
+type blockingCursors struct {
+	realtime.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blockingCursors) UpdateCursors(ctx context.Context, cs []realtime.Cursor) error {
+	b.once.Do(func() { close(b.entered) })
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.Store.UpdateCursors(ctx, cs)
+}
+
+// A read whose write to the store is under way counts for a login sync
+// meanwhile: the in-flight moves are overlaid like the queued ones.
+func TestReadBeingWrittenCountsForLoginSync(t *testing.T) {
+	st := &blockingCursors{Store: backends(t)["sqlite"](t), entered: make(chan struct{}), release: make(chan struct{})}
+	srv := newServer(t, st, nil)
+	defer close(st.release)
+	ctx := ctxT(t)
+	tom := srv.Login(t, "Tom")
+	jerry := srv.Login(t, "Jerry")
+	cid, _ := jerry.StartConversation(ctx, "Tom")
+	for i := 0; i < 2; i++ {
+		if _, err := jerry.SendText(ctx, cid, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tom.NextMessage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tom.Read(ctx, cid, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-st.entered:
+	case <-ctx.Done():
+		t.Fatal("the cursor write never started")
+	}
+	tom2 := srv.Login(t, "Tom")
+	noMore(t, tom2, wire.CommandType_unread, "an unread count for a conversation read while its write is under way")
+}

@@ -457,3 +457,43 @@ type Store interface {
 	// Close releases the store's resources after pending writes finished.
 	Close() error
 }
+
+// PresenceStore keeps which hub node holds which live sessions, for
+// several hubs joined by a broker (hub.Config.Broker). Each node holds a
+// lease it renews; a node whose lease ran out is dead, and the first
+// surviving node to reap it gets its sessions (to send their will messages
+// and tell the others they are offline). Implementations must be safe for
+// concurrent use by several processes.
+type PresenceStore interface {
+	// KeepNode records that node lives until until (creating its lease or
+	// extending it). It reports false when the node had no lease: it is
+	// new, or it was reaped (its sessions were declared gone while it
+	// could not renew).
+	KeepNode(ctx context.Context, node string, until time.Time) (existed bool, err error)
+
+	// UpdatePresence adds and removes sessions of node (removals are
+	// session ids). Adding a session id that exists replaces it.
+	UpdatePresence(ctx context.Context, node string, add []Presence, remove []string) error
+
+	// ListPresence returns every session of every node with a lease.
+	ListPresence(ctx context.Context) ([]Presence, error)
+
+	// ReapNodes removes the nodes whose lease ended before now, with their
+	// sessions (and sessions of nodes with no lease at all), and returns
+	// what it removed. Of several concurrent callers only one gets each
+	// node.
+	ReapNodes(ctx context.Context, now time.Time) (nodes []string, sessions []Presence, err error)
+
+	// DropNode removes a node and its sessions (it is shutting down).
+	DropNode(ctx context.Context, node string) error
+}
+
+// Presence is one live session of a hub node.
+type Presence struct {
+	Node     string
+	Session  string // unique within Node
+	ClientID string
+	Tag      string
+	DeviceID string
+	Since    time.Time
+}

@@ -616,6 +616,7 @@ type senderCursor struct {
 // newest message of the batch) and the newest mention of mentioned members.
 type batchPlan struct {
 	inserts  []msgRow
+	stored   []*realtime.Message // the inserted messages (announced)
 	convs    []*convState // changed ones, in id order
 	senders  map[cursorKey]senderCursor
 	mentions map[cursorKey]int64
@@ -703,6 +704,7 @@ func (s *SQL) plan(v *batchView, items []item, moves map[cursorKey]cursorMove) (
 			p.convs = append(p.convs, c)
 		}
 		results[k].Message = &out
+		p.stored = append(p.stored, &out)
 		if m.ClientMsgID != "" {
 			batchFirst[dk] = k
 		}
@@ -878,6 +880,12 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 			"read_seq = CASE WHEN v.rs > members.read_seq THEN v.rs ELSE members.read_seq END "+
 			"FROM "+table+" WHERE members.conv_id = v.c AND members.client_id = v.s "+
 			"AND (v.d > members.delivered_ts OR v.rs > members.read_seq)", args...)
+	}
+	if a := s.ann.Load(); a != nil && len(p.stored) > 0 {
+		// In the batch's transaction: announced if and only if stored.
+		for _, q := range s.notifyStmts(a, messageEvents(p.stored)) {
+			stmts = append(stmts, writeStmt{query: q, rows: -1})
+		}
 	}
 	return stmts
 }

@@ -400,6 +400,9 @@ func (s *SQL) UpdateConversation(ctx context.Context, u realtime.ConversationUpd
 			row.Name, row.Attrs, row.Muted, row.UpdatedAt, row.ID).Exec(ctx); err != nil {
 			return err
 		}
+		if err := s.convChanged(ctx, tx, row.ID); err != nil {
+			return err
+		}
 		out, err = s.fillOne(ctx, tx, row)
 		return err
 	})
@@ -474,6 +477,9 @@ func (s *SQL) AddMembers(ctx context.Context, convID string, clientIDs []string)
 				return err
 			}
 		}
+		if err := s.convChanged(ctx, tx, row.ID); err != nil {
+			return err
+		}
 		out, err = s.fillOne(ctx, tx, row)
 		return err
 	})
@@ -511,6 +517,9 @@ func (s *SQL) RemoveMembers(ctx context.Context, convID string, clientIDs []stri
 					return err
 				}
 			}
+		}
+		if err := s.convChanged(ctx, tx, row.ID); err != nil {
+			return err
 		}
 		out, err = s.fillOne(ctx, tx, row)
 		return err

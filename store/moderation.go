@@ -41,7 +41,7 @@ func (s *SQL) SetRole(ctx context.Context, convID, clientID string, role realtim
 		if n, _ := res.RowsAffected(); n == 0 {
 			return realtime.ErrConvMembershipNeeded.WithDetail("%s is not a member", clientID)
 		}
-		return nil
+		return s.convChanged(ctx, tx, convID)
 	})
 	return wrapInfra("set role", err)
 }
@@ -77,7 +77,10 @@ func (s *SQL) Silence(ctx context.Context, convID string, clientIDs []string, un
 		// WHERE true: SQLite needs it to parse an upsert from a SELECT.
 		_, err := tx.NewRaw("INSERT INTO conv_silenced (conv_id, client_id, until_ts, created_at) SELECT v.c, v.s, v.u, v.a FROM "+
 			table+" WHERE true ON CONFLICT (conv_id, client_id) DO UPDATE SET until_ts = excluded.until_ts", args...).Exec(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.convChanged(ctx, tx, convID)
 	})
 	return wrapInfra("silence", err)
 }
@@ -91,8 +94,10 @@ func (s *SQL) Unsilence(ctx context.Context, convID string, clientIDs []string) 
 		if _, err := s.loadConv(ctx, tx, convID, true); err != nil {
 			return err
 		}
-		_, err := tx.NewRaw("DELETE FROM conv_silenced WHERE conv_id = ? AND client_id IN (?)", convID, bun.In(clientIDs)).Exec(ctx)
-		return err
+		if _, err := tx.NewRaw("DELETE FROM conv_silenced WHERE conv_id = ? AND client_id IN (?)", convID, bun.In(clientIDs)).Exec(ctx); err != nil {
+			return err
+		}
+		return s.convChanged(ctx, tx, convID)
 	})
 	return wrapInfra("unsilence", err)
 }
@@ -135,6 +140,9 @@ func (s *SQL) Block(ctx context.Context, convID string, clientIDs []string) (*re
 				}
 			}
 		}
+		if err := s.convChanged(ctx, tx, row.ID); err != nil {
+			return err
+		}
 		out, err = s.fillOne(ctx, tx, row)
 		return err
 	})
@@ -153,8 +161,10 @@ func (s *SQL) Unblock(ctx context.Context, convID string, clientIDs []string) er
 		if _, err := s.loadConv(ctx, tx, convID, true); err != nil {
 			return err
 		}
-		_, err := tx.NewRaw("DELETE FROM conv_blocked WHERE conv_id = ? AND client_id IN (?)", convID, bun.In(clientIDs)).Exec(ctx)
-		return err
+		if _, err := tx.NewRaw("DELETE FROM conv_blocked WHERE conv_id = ? AND client_id IN (?)", convID, bun.In(clientIDs)).Exec(ctx); err != nil {
+			return err
+		}
+		return s.convChanged(ctx, tx, convID)
 	})
 	return wrapInfra("unblock", err)
 }

@@ -146,6 +146,29 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX IF NOT EXISTS session_revocations_at ON session_revocations (revoked_at)`,
 	}},
+	{8, []string{
+		// Several hub nodes: each node's lease (Unix ms), the live
+		// sessions each node holds, and the events too large for a
+		// PostgreSQL NOTIFY payload (the notification carries the id).
+		`CREATE TABLE IF NOT EXISTS hub_nodes (
+			node TEXT PRIMARY KEY,
+			lease_until BIGINT NOT NULL
+		)`,
+		`CREATE TABLE IF NOT EXISTS hub_presence (
+			node TEXT NOT NULL,
+			session TEXT NOT NULL,
+			client_id TEXT NOT NULL,
+			tag TEXT NOT NULL DEFAULT '',
+			device TEXT NOT NULL DEFAULT '',
+			since BIGINT NOT NULL,
+			PRIMARY KEY (node, session)
+		)`,
+		`CREATE TABLE IF NOT EXISTS hub_events (
+			id {serial} PRIMARY KEY,
+			data TEXT NOT NULL,
+			created_at BIGINT NOT NULL
+		)`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to: its
@@ -171,9 +194,9 @@ const advisoryLockKey = 0x6c65616e // "lean"
 // (conversation heads, member cursors) so that updates stay HOT.
 func (s *SQL) ddl(stmt string) string {
 	if s.pg {
-		return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BYTEA", "{fillfactor}", " WITH (fillfactor = 70)").Replace(stmt)
+		return strings.NewReplacer("{serial}", "BIGSERIAL", "{bool}", "BOOLEAN", "{blob}", "BYTEA", "{fillfactor}", " WITH (fillfactor = 70)").Replace(stmt)
 	}
-	return strings.NewReplacer("{bool}", "BOOLEAN", "{blob}", "BLOB", "{fillfactor}", "").Replace(stmt)
+	return strings.NewReplacer("{serial}", "INTEGER", "{bool}", "BOOLEAN", "{blob}", "BLOB", "{fillfactor}", "").Replace(stmt)
 }
 
 // migrate brings the schema to the newest version. It is safe to run twice

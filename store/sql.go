@@ -118,6 +118,8 @@ type SQL struct {
 	batches, batchedMsgs atomic.Int64
 	inflight             atomic.Int64 // AppendMessages calls in progress
 
+	ann atomic.Pointer[announcer] // set by Announce
+
 	cache headCache // owned by the append writer goroutine
 	// SQLite batch statements (see prepareNew); owned by the writer
 	stmts      map[string]*sql.Stmt

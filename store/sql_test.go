@@ -88,6 +88,17 @@ func TestSQLiteDevices(t *testing.T) {
 	storetest.RunDevices(t, func(t *testing.T) realtime.DeviceStore { return openSQLite(t, nil) })
 }
 
+func TestSQLitePresence(t *testing.T) {
+	storetest.RunPresence(t, func(t *testing.T) realtime.PresenceStore { return openSQLite(t, nil) })
+}
+
+func TestPostgresPresence(t *testing.T) {
+	if os.Getenv(pgEnv) == "" {
+		pgDSN(t)
+	}
+	storetest.RunPresence(t, func(t *testing.T) realtime.PresenceStore { return openPG(t, nil) })
+}
+
 func TestSQLiteMemoryConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) realtime.Store {
 		s, err := store.Open(context.Background(), ":memory:", nil)

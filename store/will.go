@@ -9,6 +9,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/cluster"
 )
 
 // SetWill implements realtime.Store. The will's message is kept as JSON;
@@ -93,7 +94,11 @@ func (s *SQL) RevokeSessions(ctx context.Context, clientID, device string, at ti
 			"ON CONFLICT (client_id, device) DO UPDATE SET revoked_at = CASE WHEN excluded.revoked_at > "+
 			"session_revocations.revoked_at THEN excluded.revoked_at ELSE session_revocations.revoked_at END",
 			clientID, device, at.UnixMicro()).Exec(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.announceTx(ctx, tx, &cluster.Event{Kind: cluster.KindRevoke,
+			Revoke: &cluster.Revoke{Client: clientID, Device: device, At: at.UnixMicro()}})
 	})
 	return wrapInfra("revoke sessions", err)
 }

@@ -617,7 +617,7 @@ type senderCursor struct {
 type batchPlan struct {
 	inserts  []msgRow
 	stored   []*realtime.Message // the inserted messages (announced)
-	convs    []*convState // changed ones, in id order
+	convs    []*convState        // changed ones, in id order
 	senders  map[cursorKey]senderCursor
 	mentions map[cursorKey]int64
 	moves    map[cursorKey]cursorMove // UpdateCursors calls of the batch

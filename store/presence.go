@@ -77,7 +77,7 @@ func (s *SQL) UpdatePresence(ctx context.Context, node string, add []realtime.Pr
 // ListPresence implements realtime.PresenceStore.
 func (s *SQL) ListPresence(ctx context.Context) ([]realtime.Presence, error) {
 	var rows []presenceRow
-	err := s.r.NewRaw("SELECT p.node, p.session, p.client_id, p.tag, p.device, p.since FROM hub_presence p " +
+	err := s.r.NewRaw("SELECT p.node, p.session, p.client_id, p.tag, p.device, p.since FROM hub_presence p "+
 		"JOIN hub_nodes n ON n.node = p.node").Scan(ctx, &rows)
 	if err != nil {
 		return nil, wrapInfra("list presence", err)
@@ -99,7 +99,7 @@ func (s *SQL) ReapNodes(ctx context.Context, now time.Time) ([]string, []realtim
 		if err := tx.NewRaw("DELETE FROM hub_nodes WHERE lease_until < ? RETURNING node", now.UnixMilli()).Scan(ctx, &nodes); err != nil {
 			return err
 		}
-		return tx.NewRaw("DELETE FROM hub_presence WHERE node NOT IN (SELECT node FROM hub_nodes) " +
+		return tx.NewRaw("DELETE FROM hub_presence WHERE node NOT IN (SELECT node FROM hub_nodes) "+
 			"RETURNING node, session, client_id, tag, device, since").Scan(ctx, &rows)
 	})
 	if err != nil {

@@ -37,13 +37,13 @@ import (
 //   - m: the members table (members_client, the primary key), as IN
 //     subqueries, which both planners can drive from the member's rows.
 //   - mu and custom attributes: the JSON text columns muted and attrs. On
-//     SQLite through json_type/json_extract/json_each (a scan of the rows
-//     the other conditions leave; the hub always restricts to a client's
-//     conversations or to chat rooms and system conversations). On
-//     PostgreSQL equality (and $all, and $in of few values) is written as
-//     jsonb containment, attrs::jsonb @> '{"a":{"b":v}}' OR @> '{"a":{"b":[v]}}'
-//     (scalar equal, or array containing), which the GIN index of
-//     migration 3 answers; other operators use #> and #>> with type checks.
+//     SQLite through json_type/json_extract/json_each: a scan of the rows
+//     the other conditions leave (the hub's queries always name members,
+//     ids, chat rooms or system conversations). On PostgreSQL equality,
+//     $in and $all are written as jsonb containment, attrs::jsonb @>
+//     '{"a":{"b":v}}' OR @> '{"a":{"b":[v]}}' (scalar equal, or array
+//     containing), which the GIN index of migration 3 answers; other
+//     operators use #> and #>> with type checks.
 //   - $regex: see regex.go.
 
 // sqlText accumulates a statement's text and arguments.

@@ -260,9 +260,15 @@ type HistoryQuery struct {
 	Viewer string
 }
 
-// ConversationQuery selects conversations. Zero fields do not filter.
+// ConversationQuery selects conversations. Zero fields do not filter; the
+// fields that are set must all match.
 type ConversationQuery struct {
-	IDs []string // objectId $in
+	// Where, when not nil, keeps conversations that f.Match. Stores call
+	// Where.Validate and answer ErrConvQueryFailed for invalid trees; they
+	// assume the caller bounded the tree's size (package hub parses the
+	// SDK's where with limits).
+	Where *Filter
+	IDs   []string // objectId $in
 	// Member keeps conversations that have this client as a member.
 	Member string
 	// AllMembers keeps conversations whose members include all of these ($all).
@@ -273,9 +279,11 @@ type ConversationQuery struct {
 	Transient   *bool
 	System      *bool
 	Temporary   *bool
-	// Sort is a comma-separated list of fields, "-" prefix for descending:
-	// "updatedAt", "createdAt", "lm" (last message time), "name". Default
-	// "-lm".
+	// Sort is a comma-separated list of fields, "-" prefix for descending,
+	// as ParseSort reads it: any Filter field but m and mu, custom
+	// attributes included ("attr.rank,-lm"). Default "-lm" (newest message
+	// first; conversations without one by creation time). Ties are broken
+	// by ascending ID. Stores answer ErrConvQueryFailed for unknown fields.
 	Sort  string
 	Limit int // 0 means 10; capped at 1000
 	Skip  int

@@ -4,19 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/convquery"
 	"github.com/leanhub/realtime/internal/wire"
 )
 
-// convQuery answers conversation queries. The where forms the SDKs send are
-// supported: objectId (equal or $in), m (equal, $all, $in, $size), tr, sys,
-// and $and of those. Clients only see conversations they are members of,
-// plus transient and system conversations.
+// convQuery answers conversation queries (conv query): a where in the
+// query language of package internal/convquery (every operator the SDKs'
+// ConversationQuery sends, on every _Conversation field and on custom
+// attributes as "attr.key" or a bare "key"), a sort on any field but m and
+// mu, skip, limit (default 10, capped by Limits.MaxQueryLimit) and flag.
+// Flag bit 0 (compact) leaves members out of the results; bit 1
+// (withLastMessagesRefreshed) changes nothing: the last message is always
+// read from the store, so it is always fresh and always sent. A where or
+// sort the language refuses is answered with 4310 and the reason.
 func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (*wire.GenericCommand, error) {
 	q := realtime.ConversationQuery{Sort: cm.GetSort(), Skip: int(cm.GetSkip()), Limit: int(cm.GetLimit()), WithLastMessage: true}
 	if q.Limit <= 0 {
@@ -31,24 +36,17 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 	if ids := cm.GetTempConvIds(); len(ids) > 0 {
 		q.IDs = ids
 	}
-	conditions := len(cm.GetTempConvIds()) > 0
-	if w := cm.GetWhere().GetData(); strings.TrimSpace(w) != "" {
-		var where map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(w), &where); err != nil {
-			return nil, realtime.ErrConvQueryFailed.WithDetail("where must be a JSON object")
-		}
-		// The SDK sends "{}" for a query without conditions.
-		conditions = conditions || len(where) > 0
-		if err := applyWhere(&q, where); err != nil {
+	if w := cm.GetWhere().GetData(); w != "" {
+		where, err := convquery.Parse([]byte(w), nil)
+		if err != nil {
 			return nil, err
 		}
+		q.Where = where
 	}
-	if len(q.IDs) > 0 {
-		// Lookups by id (the SDK's getConversations asks limit 999, temporary
-		// conversations ask none) return every id asked for, up to 1000.
-		q.Limit = min(max(int(cm.GetLimit()), len(q.IDs)), 1000)
+	if _, err := realtime.ParseSort(q.Sort); err != nil {
+		return nil, err
 	}
-	h.restrictQuery(&q, s.clientID, conditions)
+	visible := h.restrictQuery(&q, s.clientID, int(cm.GetLimit()))
 	convs, err := h.store.QueryConversations(ctx, q)
 	if err != nil {
 		return nil, err
@@ -56,10 +54,9 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 	compact := cm.GetFlag()&1 != 0
 	out := make([]map[string]any, 0, len(convs))
 	for _, c := range convs {
-		if !h.visibleTo(c, s.clientID) {
-			continue
+		if visible(c) {
+			out = append(out, convJSON(c, compact, h.now()))
 		}
-		out = append(out, convJSON(c, compact, h.now()))
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
@@ -69,75 +66,20 @@ func (h *Hub) convQuery(ctx context.Context, s *session, cm *wire.ConvCommand) (
 		Results: &wire.JsonObjectMessage{Data: proto.String(string(b))}}}, nil
 }
 
-func applyWhere(q *realtime.ConversationQuery, where map[string]json.RawMessage) error {
-	for k, v := range where {
-		switch k {
-		case "$and":
-			var parts []map[string]json.RawMessage
-			if err := json.Unmarshal(v, &parts); err != nil {
-				return realtime.ErrConvQueryFailed.WithDetail("bad $and")
-			}
-			for _, p := range parts {
-				if err := applyWhere(q, p); err != nil {
-					return err
-				}
-			}
-		case "objectId":
-			var id string
-			if json.Unmarshal(v, &id) == nil {
-				q.IDs = append(q.IDs, id)
-				continue
-			}
-			var cond struct {
-				In []string `json:"$in"`
-			}
-			if err := json.Unmarshal(v, &cond); err != nil || cond.In == nil {
-				return realtime.ErrConvQueryFailed.WithDetail("unsupported objectId condition")
-			}
-			if len(cond.In) > 1000 {
-				return realtime.ErrConvQueryFailed.WithDetail("at most 1000 ids")
-			}
-			q.IDs = append(q.IDs, cond.In...)
-		case "m":
-			var id string
-			if json.Unmarshal(v, &id) == nil {
-				q.Member = id
-				continue
-			}
-			var cond struct {
-				All  []string `json:"$all"`
-				In   []string `json:"$in"`
-				Size *int     `json:"$size"`
-			}
-			if err := json.Unmarshal(v, &cond); err != nil {
-				return realtime.ErrConvQueryFailed.WithDetail("unsupported m condition")
-			}
-			q.AllMembers = append(q.AllMembers, cond.All...)
-			if len(cond.In) == 1 {
-				q.Member = cond.In[0]
-			} else if len(cond.In) > 1 {
-				return realtime.ErrConvQueryFailed.WithDetail("m $in with several ids is not supported")
-			}
-			if cond.Size != nil {
-				q.MemberCount = *cond.Size
-			}
-		case "tr", "transient":
-			var b bool
-			if json.Unmarshal(v, &b) != nil {
-				return realtime.ErrConvQueryFailed.WithDetail("tr must be a boolean")
-			}
-			q.Transient = &b
-		case "sys", "system":
-			var b bool
-			if json.Unmarshal(v, &b) != nil {
-				return realtime.ErrConvQueryFailed.WithDetail("sys must be a boolean")
-			}
-			q.System = &b
-		default:
-			return realtime.ErrConvQueryFailed.WithDetail("unsupported query field %q", k)
-		}
+// required returns the conditions f requires: f itself, or the operands
+// of its (nested) $and.
+func required(f *realtime.Filter) []*realtime.Filter {
+	if f == nil {
+		return nil
 	}
-	return nil
+	if f.Op != realtime.FilterAnd {
+		return []*realtime.Filter{f}
+	}
+	var out []*realtime.Filter
+	for _, s := range f.Filters {
+		out = append(out, required(s)...)
+	}
+	return out
 }
 
 // convJSON is a conversation as the SDK's query results carry it.

@@ -267,8 +267,9 @@ func testConversationQueryForms(t *testing.T, vis hub.ConversationVisibility) {
 			check("after joining", q(spike, "", "", 0, 0), []string{a})
 		}
 		// Bad where is a coded error.
-		_, err := convRequest(ctx, tom, wire.OpType_query, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(`{"secret":1}`)}})
-		wantCode(t, err, realtime.CodeConvQueryFailed, "unsupported where field")
+		// Bad where is a coded error (an unknown key is a custom attribute).
+		_, err := convRequest(ctx, tom, wire.OpType_query, &wire.ConvCommand{Where: &wire.JsonObjectMessage{Data: proto.String(`{"secret":{"$where":1}}`)}})
+		wantCode(t, err, realtime.CodeConvQueryFailed, "unsupported where operator")
 	}, &hub.Config{ConversationVisibility: vis})
 }
 

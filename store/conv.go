@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/leanhub/realtime"
 )
@@ -252,89 +254,42 @@ func (s *SQL) GetConversation(ctx context.Context, id string) (*realtime.Convers
 	return convs[0], nil
 }
 
-var sortColumns = map[string]string{
-	"updatedAt": "c.updated_at",
-	"createdAt": "c.created_at",
-	"lm":        "(CASE WHEN c.last_ts > 0 THEN c.last_ts ELSE c.created_at END)",
-	"name":      "c.name",
-}
-
-// QueryConversations implements realtime.Store. Unknown sort fields fail
-// with ErrConvQueryFailed.
+// QueryConversations implements realtime.Store: q.Where, q.Sort and the
+// other fields become one SELECT (see conversationsSQL and query.go).
+// Invalid filters and unknown sort fields fail with ErrConvQueryFailed.
 func (s *SQL) QueryConversations(ctx context.Context, q realtime.ConversationQuery) ([]*realtime.Conversation, error) {
-	var where []string
-	var args []any
-	where = append(where, "NOT (c.is_temporary AND c.expires_at > 0 AND c.expires_at <= ?)")
-	args = append(args, s.nowMs())
-	if q.IDs != nil {
-		ids := make([]string, 0, len(q.IDs))
-		for _, id := range q.IDs {
-			if validID(id) {
-				ids = append(ids, id)
-			}
-		}
-		if len(ids) == 0 {
-			return []*realtime.Conversation{}, nil
-		}
-		where = append(where, "c.id IN (?)")
-		args = append(args, bun.In(ids))
+	query, args, empty, err := s.conversationsSQL(q)
+	if err != nil {
+		return nil, err
 	}
-	if q.Member != "" {
-		where = append(where, "c.id IN (SELECT conv_id FROM members WHERE client_id = ?)")
-		args = append(args, q.Member)
+	if empty {
+		return []*realtime.Conversation{}, nil
 	}
-	if len(q.AllMembers) > 0 {
-		all := slices.Compact(slices.Sorted(slices.Values(q.AllMembers)))
-		where = append(where, "c.id IN (SELECT conv_id FROM members WHERE client_id IN (?) GROUP BY conv_id HAVING COUNT(*) = ?)")
-		args = append(args, bun.In(all), len(all))
+	if s.pg {
+		// The same implicit transaction as the SELECT: one round trip,
+		// and the session's own setting is back afterwards.
+		query = fmt.Sprintf("SET LOCAL statement_timeout = %d; ", QueryTimeout.Milliseconds()) + query
 	}
-	if q.MemberCount > 0 {
-		where = append(where, "c.member_count = ? AND NOT c.is_transient")
-		args = append(args, q.MemberCount)
-	}
-	for _, f := range []struct {
-		col string
-		v   *bool
-	}{{"c.is_transient", q.Transient}, {"c.is_system", q.System}, {"c.is_temporary", q.Temporary}} {
-		if f.v != nil {
-			where = append(where, f.col+" = ?")
-			args = append(args, *f.v)
-		}
-	}
-	sortSpec := q.Sort
-	if strings.TrimSpace(sortSpec) == "" {
-		sortSpec = "-lm"
-	}
-	var order []string
-	for _, f := range strings.Split(sortSpec, ",") {
-		f = strings.TrimSpace(f)
-		dir := " ASC"
-		if strings.HasPrefix(f, "-") {
-			dir, f = " DESC", f[1:]
-		}
-		col, ok := sortColumns[f]
-		if !ok {
-			return nil, realtime.ErrConvQueryFailed.WithDetail("unknown sort field %q", f)
-		}
-		order = append(order, col+dir)
-	}
-	order = append(order, "c.id ASC")
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 10
-	}
-	if limit > 1000 {
-		limit = 1000
-	}
-	skip := max(q.Skip, 0)
-	query := "SELECT " + convCols + " FROM conversations c WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY " + strings.Join(order, ", ") + " LIMIT ? OFFSET ?"
-	args = append(args, limit, skip)
 	var rows []convRow
 	if err := s.r.NewRaw(query, args...).Scan(ctx, &rows); err != nil {
+		if isStatementTimeout(err) {
+			return nil, realtime.ErrConvQueryFailed.WithDetail("query took longer than %s", QueryTimeout)
+		}
 		return nil, fmt.Errorf("store: query conversations: %w", err)
 	}
 	return s.fill(ctx, s.r, rows, q.WithLastMessage)
+}
+
+// QueryTimeout bounds a conversation query on PostgreSQL (its
+// statement_timeout); a query that takes longer fails with
+// realtime.ErrConvQueryFailed. On SQLite the caller's context bounds it.
+const QueryTimeout = 5 * time.Second
+
+// isStatementTimeout reports a PostgreSQL query canceled by
+// statement_timeout.
+func isStatementTimeout(err error) bool {
+	var pe pgdriver.Error
+	return errors.As(err, &pe) && pe.Field('C') == "57014"
 }
 
 // UpdateConversation implements realtime.Store.

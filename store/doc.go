@@ -101,6 +101,22 @@
 // against a ceiling: bun multi-row INSERTs of the same rows into the same
 // table, 64 rows a transaction, nothing else.
 //
+// # Conversation queries
+//
+// QueryConversations translates realtime.Filter and the sort into one
+// SELECT per dialect (query.go), with Filter.Match's semantics on both:
+// values are always query arguments, custom attribute paths are JSON path
+// literals built from checked keys only, and $regex means Go's RE2 on both
+// (a registered SQL function on SQLite, a rewrite into an equivalent ARE on
+// PostgreSQL; regex.go). Migration 3 adds the indexes the SDK's queries
+// need when no member condition narrows them (name, created_at,
+// updated_at, chat rooms, system conversations, and on PostgreSQL a GIN
+// index on attrs::jsonb for custom attribute equality); TestQueryPlans
+// shows the plans. On PostgreSQL each query runs under a statement_timeout
+// of QueryTimeout. Regular expressions on SQLite need this package's
+// driver registration: a store made with New on another SQLite driver
+// cannot run $regex.
+//
 // # Readings of the realtime.Store contract
 //
 //   - Unread counts are the messages after the member's read cursor. Since

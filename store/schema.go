@@ -9,8 +9,9 @@ import (
 
 // migration is one schema step. Steps are applied in order, each once, and
 // recorded in schema_migrations. Never edit a released step: append a new
-// one. Statements use {bool}, {blob} and {fillfactor} for what differs between
-// the dialects (see ddl).
+// one. Statements use {bool}, {blob}, {fillfactor} and {collate_c} for what
+// differs between the dialects (see ddl); a statement beginning with {pg}
+// runs on PostgreSQL only.
 type migration struct {
 	version int
 	stmts   []string
@@ -169,6 +170,21 @@ var migrations = []migration{
 			created_at BIGINT NOT NULL
 		)`,
 	}},
+	{3, []string{
+		// Conversation queries (query.go) that no member condition
+		// narrows: by name (byte order, as queries compare it), by
+		// creation or update time, chat rooms and system conversations.
+		// None of these columns changes when a message is appended, so
+		// conversation head updates stay HOT on PostgreSQL; that is also
+		// why last_ts (lm) has no index.
+		`CREATE INDEX IF NOT EXISTS conversations_name ON conversations (name{collate_c})`,
+		`CREATE INDEX IF NOT EXISTS conversations_created ON conversations (created_at)`,
+		`CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at)`,
+		`CREATE INDEX IF NOT EXISTS conversations_transient ON conversations (created_at) WHERE is_transient`,
+		`CREATE INDEX IF NOT EXISTS conversations_system ON conversations (created_at) WHERE is_system`,
+		// Custom attribute equality and $all, as jsonb containment.
+		`{pg}CREATE INDEX IF NOT EXISTS conversations_attrs ON conversations USING GIN ((attrs::jsonb) jsonb_path_ops)`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to: its
@@ -192,11 +208,20 @@ const advisoryLockKey = 0x6c65616e // "lean"
 // ddl fills the dialect placeholders of a migration statement. {fillfactor}
 // leaves room in PostgreSQL pages of rows updated on every append
 // (conversation heads, member cursors) so that updates stay HOT.
+//
+// {collate_c} gives a text index PostgreSQL's byte order (COLLATE "C"),
+// SQLite's default. ddl returns "" for a {pg} statement on SQLite.
 func (s *SQL) ddl(stmt string) string {
+	pgOnly := strings.HasPrefix(stmt, "{pg}")
+	stmt = strings.TrimPrefix(stmt, "{pg}")
 	if s.pg {
-		return strings.NewReplacer("{serial}", "BIGSERIAL", "{bool}", "BOOLEAN", "{blob}", "BYTEA", "{fillfactor}", " WITH (fillfactor = 70)").Replace(stmt)
+		return strings.NewReplacer("{serial}", "BIGSERIAL", "{bool}", "BOOLEAN", "{blob}", "BYTEA", "{fillfactor}", " WITH (fillfactor = 70)",
+			"{collate_c}", ` COLLATE "C"`).Replace(stmt)
 	}
-	return strings.NewReplacer("{serial}", "INTEGER", "{bool}", "BOOLEAN", "{blob}", "BLOB", "{fillfactor}", "").Replace(stmt)
+	if pgOnly {
+		return ""
+	}
+	return strings.NewReplacer("{serial}", "INTEGER", "{bool}", "BOOLEAN", "{blob}", "BLOB", "{fillfactor}", "", "{collate_c}", "").Replace(stmt)
 }
 
 // migrate brings the schema to the newest version. It is safe to run twice
@@ -262,7 +287,11 @@ func (s *SQL) migrate(ctx context.Context) error {
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if _, err := conn.ExecContext(ctx, s.ddl(stmt)); err != nil {
+			stmt = s.ddl(stmt)
+			if stmt == "" {
+				continue
+			}
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("store: migrate to %d: %w", m.version, err)
 			}
 		}

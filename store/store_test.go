@@ -142,8 +142,11 @@ func TestOptions(t *testing.T) {
 	if !errors.Is(res[2].Err, realtime.ErrMessageTooLarge) {
 		t.Errorf("11 bytes with MaxMessageSize 10: %v", res[2].Err)
 	}
-	if _, err := s.QueryConversations(ctx, realtime.ConversationQuery{Sort: "bogus"}); !errors.Is(err, realtime.ErrConvQueryFailed) {
-		t.Errorf("unknown sort field: %v", err)
+	// Any other name is a custom attribute; these are not fields.
+	for _, sort := range []string{"m", "bogus field", "name; DROP TABLE conversations"} {
+		if _, err := s.QueryConversations(ctx, realtime.ConversationQuery{Sort: sort}); !errors.Is(err, realtime.ErrConvQueryFailed) {
+			t.Errorf("sort %q: %v", sort, err)
+		}
 	}
 }
 

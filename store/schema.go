@@ -104,6 +104,18 @@ var migrations = []migration{
 		// that asked for receipts are indexed.
 		`CREATE INDEX IF NOT EXISTS messages_receipt ON messages (conv_id, ts) WHERE receipt`,
 	}},
+	{4, []string{
+		// The importer's checkpoint (see import.go): which conversations
+		// of which source are imported completely, with a state string
+		// the importer compares to decide whether to look at them again.
+		`CREATE TABLE IF NOT EXISTS import_progress (
+			source TEXT NOT NULL,
+			conv_id TEXT NOT NULL,
+			state TEXT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (source, conv_id)
+		)`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to.

@@ -28,6 +28,7 @@ type fakeLeanCloud struct {
 
 	mu    sync.Mutex
 	convs map[string][]map[string]any // newest first
+	all   []map[string]any            // every conversation's, newest first
 
 	requests, failed  atomic.Int64
 	inflight, maxSeen atomic.Int64
@@ -38,7 +39,9 @@ func newFakeLeanCloud(t testing.TB, items map[string][]map[string]any) *fakeLean
 	f := &fakeLeanCloud{appID: "fakeAppId-gzGzoHsz", masterKey: "fake-master-key", convs: map[string][]map[string]any{}}
 	for id, its := range items {
 		f.convs[id] = newestFirst(its)
+		f.all = append(f.all, its...)
 	}
+	f.all = newestFirst(f.all)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -85,10 +88,7 @@ func (f *fakeLeanCloud) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	switch {
 	case r.URL.Path == "/1.2/rtm/messages":
-		for _, its := range f.convs {
-			items = append(items, its...)
-		}
-		items = newestFirst(items)
+		items = f.all
 	case strings.HasPrefix(r.URL.Path, "/1.2/rtm/conversations/") && strings.HasSuffix(r.URL.Path, "/messages"):
 		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/1.2/rtm/conversations/"), "/messages")
 		items = f.convs[id]

@@ -259,7 +259,7 @@ func (r *run) importConversations() error {
 	var list []realtime.Conversation
 	seen := map[string]bool{}
 	for _, src := range r.cfg.Conversations {
-		err := r.read(src, func(rec record) error {
+		err := r.read(src, "conversation", func(rec record) error {
 			c, dropped, reason, detail := parseConversation(rec.obj)
 			if reason != "" {
 				r.sum.report("conversation", rec.where(), reason, detail)
@@ -313,8 +313,9 @@ func (r *run) importConversations() error {
 	return nil
 }
 
-// read reads the records of one source, reporting bad ones.
-func (r *run) read(src Source, obj func(record) error) error {
+// read reads the records of one source, reporting bad ones as records of
+// kind.
+func (r *run) read(src Source, kind string, obj func(record) error) error {
 	rc, err := src.Open()
 	if err != nil {
 		return fmt.Errorf("importer: open %s: %w", src.Name, err)
@@ -326,7 +327,7 @@ func (r *run) read(src Source, obj func(record) error) error {
 		}
 		return obj(rec)
 	}, func(pos int, detail string) {
-		r.sum.report("record", fmt.Sprintf("%s:%d", src.Name, pos), ReasonMalformed, detail)
+		r.sum.report(kind, fmt.Sprintf("%s:%d", src.Name, pos), ReasonMalformed, detail)
 	})
 	if err != nil {
 		return fmt.Errorf("importer: %w", err)
@@ -368,7 +369,7 @@ func (r *run) item(where string, obj map[string]json.RawMessage, fetchedFor stri
 func (r *run) readHistoryFiles(w *writer) error {
 	groups := map[string][]historyItem{}
 	for _, src := range r.cfg.History {
-		err := r.read(src, func(rec record) error {
+		err := r.read(src, "message", func(rec record) error {
 			if it, conv, ok := r.item(rec.where(), rec.obj, ""); ok {
 				groups[conv] = append(groups[conv], it)
 			}

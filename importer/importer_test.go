@@ -34,8 +34,12 @@ func TestMain(m *testing.M) {
 }
 
 // fullEnv runs the tests on a realistic export: 2,000 conversations and
-// 200,000 messages (the default is 300 and 20,000; -short 60 and 3,000).
+// 200,000 messages (the default is 300 and 20,000, with -race 100 and
+// 5,000, with -short 60 and 3,000).
 const fullEnv = "REALTIME_IMPORT_FULL"
+
+// raceEnabled is set in race builds, which get a smaller default export.
+var raceEnabled bool
 
 func appSize() (convs, msgs int) {
 	switch {
@@ -43,6 +47,8 @@ func appSize() (convs, msgs int) {
 		return 2000, 200_000
 	case testing.Short():
 		return 60, 3000
+	case raceEnabled:
+		return 100, 5000
 	}
 	return 300, 20_000
 }
@@ -78,7 +84,8 @@ func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 
 func openStore(t testing.TB, dsn string) *store.SQL {
 	t.Helper()
-	st, err := store.Open(context.Background(), dsn, nil)
+	// Few connections: the PostgreSQL server is shared with other tests.
+	st, err := store.Open(context.Background(), dsn, &store.Options{MaxConns: 4})
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
 	}
@@ -501,14 +508,14 @@ func TestLeanCloudClientErrors(t *testing.T) {
 	if _, err := im.Run(ctx); !errors.As(err, &he) {
 		t.Fatalf("import with a wrong key: %v", err)
 	}
-	lc.failEvery = 1 // every request fails
-	before := lc.requests.Load()
-	flaky := &importer.Client{BaseURL: lc.srv.URL, AppID: lc.appID, MasterKey: lc.masterKey, HTTPClient: lc.srv.Client(),
+	down := newFakeLeanCloud(t, app.items)
+	down.failEvery = 1 // every request fails
+	flaky := &importer.Client{BaseURL: down.srv.URL, AppID: down.appID, MasterKey: down.masterKey, HTTPClient: down.srv.Client(),
 		MaxAttempts: 3, MinBackoff: time.Millisecond}
 	if _, err := flaky.History(ctx, app.convs[0].id); !errors.As(err, &he) || (he.StatusCode != 503 && he.StatusCode != 429) {
 		t.Fatalf("always failing: %v", err)
 	}
-	if n := lc.requests.Load() - before; n != 3 {
+	if n := down.requests.Load(); n != 3 {
 		t.Fatalf("%d requests, want 3 attempts", n)
 	}
 	for _, c := range []*importer.Client{{BaseURL: "ftp://x", AppID: "a", MasterKey: "k"}, {BaseURL: "https://x", AppID: "a"}} {

@@ -390,7 +390,7 @@ func (r *run) fetchedItems(name string, raws []json.RawMessage, fetchedFor strin
 		where := fmt.Sprintf("%s#%d", name, i+1)
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-			r.sum.report("record", where, ReasonMalformed, describeJSONError(raw, err))
+			r.sum.report("message", where, ReasonMalformed, describeJSONError(raw, err))
 			continue
 		}
 		if it, _, ok := r.item(where, obj, fetchedFor); ok {

@@ -45,7 +45,7 @@ type Count struct {
 // Issue is one reported record: where it was read, what it is, why it was
 // skipped or changed.
 type Issue struct {
-	Kind   string // "conversation", "message", "record" (a line that is no object), "member"
+	Kind   string // "conversation", "message", "member" (of a conversation), "history" (of a conversation)
 	Where  string // source:line, or the conversation id for fetched history
 	Reason Reason
 	Detail string
@@ -95,7 +95,7 @@ func (s *Summary) report(kind, where string, reason Reason, detail string) {
 	case reason == ReasonBadMember || reason == ReasonTimestampMoved:
 	case kind == "conversation":
 		s.Conversations.Skipped++
-	case kind == "message" || kind == "record":
+	case kind == "message":
 		s.Messages.Skipped++
 	}
 	if s.perReason[reason] < issuesPerReason {

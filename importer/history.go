@@ -1,9 +1,11 @@
 package importer
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -30,32 +32,49 @@ type historyItem struct {
 	where  string
 }
 
-// parseItem turns one history item into a message. unknown lists the
-// fields it does not know (ignored). The conversation is resolved later
-// (resolveConv).
-func parseItem(o map[string]json.RawMessage) (it historyItem, unknown []string, reason Reason, detail string) {
+// itemJSON is a history item's fields as decoded. A null field is as if
+// absent.
+type itemJSON struct {
+	MsgID       string      `json:"msg-id"`
+	Timestamp   json.Number `json:"timestamp"`
+	ConvID      string      `json:"conv-id"`
+	To          string      `json:"to"`
+	From        string      `json:"from"`
+	Data        string      `json:"data"`
+	Bin         bool        `json:"bin"`
+	MentionAll  bool        `json:"mention-all"`
+	MentionPids []string    `json:"mention-pids"`
+	PatchTS     json.Number `json:"patch-timestamp"`
+	// Known, not kept.
+	FromIP   json.RawMessage `json:"from-ip"`
+	AckAt    json.RawMessage `json:"ack-at"`
+	ReadAt   json.RawMessage `json:"read-at"`
+	IsConv   json.RawMessage `json:"is-conv"`
+	IsRoom   json.RawMessage `json:"is-room"`
+	ConvType json.RawMessage `json:"conv-type"`
+}
+
+// decodeItem decodes a history item: straight into itemJSON when it has
+// only known fields of the right types (the common case, and the fast
+// one), else field by field, to name the unknown fields and the first
+// field of the wrong type.
+func decodeItem(raw []byte) (v itemJSON, unknown []string, reason Reason, detail string) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&v) == nil && !dec.More() {
+		return v, nil, "", ""
+	}
+	v = itemJSON{}
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &o); err != nil || o == nil {
+		return v, nil, ReasonMalformed, describeJSONError(raw, err)
+	}
 	for k := range o {
 		if !itemFields[k] {
 			unknown = append(unknown, k)
 		}
 	}
-	id, _, err := getString(o, "msg-id")
-	if err != nil {
-		return it, unknown, ReasonBadField, err.Error()
-	}
-	if !validMessageID(id) {
-		return it, unknown, ReasonBadMessageID, fmt.Sprintf("msg-id %q", id)
-	}
-	m := &it.msg
-	m.ID = id
-	ts, ok, err := getInt(o, "timestamp")
-	switch {
-	case err != nil:
-		return it, unknown, ReasonBadTimestamp, err.Error()
-	case !ok || ts <= 0:
-		return it, unknown, ReasonBadTimestamp, fmt.Sprintf("message %s has no timestamp", id)
-	}
-	m.Timestamp = ts
+	slices.Sort(unknown)
 	var errs []error
 	keep := func(err error) {
 		if err != nil {
@@ -63,55 +82,102 @@ func parseItem(o map[string]json.RawMessage) (it historyItem, unknown []string, 
 		}
 	}
 	var e error
-	it.convID, _, e = getString(o, "conv-id")
+	v.MsgID, _, e = getString(o, "msg-id")
 	keep(e)
-	it.to, _, e = getString(o, "to")
+	if _, ok, e := getInt(o, "timestamp"); e != nil {
+		return v, unknown, ReasonBadTimestamp, e.Error()
+	} else if ok {
+		v.Timestamp = json.Number(bytes.Trim(o["timestamp"], " \t\r\n\""))
+	}
+	v.ConvID, _, e = getString(o, "conv-id")
 	keep(e)
-	m.From, _, e = getString(o, "from")
+	v.To, _, e = getString(o, "to")
 	keep(e)
-	data, _, e := getString(o, "data")
+	v.From, _, e = getString(o, "from")
 	keep(e)
-	bin, e := getBool(o, "bin")
+	v.Data, _, e = getString(o, "data")
 	keep(e)
-	m.MentionAll, e = getBool(o, "mention-all")
+	v.Bin, e = getBool(o, "bin")
 	keep(e)
-	m.MentionPids, e = getStrings(o, "mention-pids")
+	v.MentionAll, e = getBool(o, "mention-all")
 	keep(e)
-	patchTS, _, e := getInt(o, "patch-timestamp")
+	v.MentionPids, e = getStrings(o, "mention-pids")
 	keep(e)
+	if _, ok, e := getInt(o, "patch-timestamp"); e != nil {
+		keep(e)
+	} else if ok {
+		v.PatchTS = json.Number(bytes.Trim(o["patch-timestamp"], " \t\r\n\""))
+	}
 	if len(errs) > 0 {
-		return it, unknown, ReasonBadField, fmt.Sprintf("message %s: %v", id, errs[0])
+		return v, unknown, ReasonBadField, errs[0].Error()
 	}
+	return v, unknown, "", ""
+}
+
+// parseItem turns one history item into a message. unknown lists the
+// fields it does not know (ignored). The conversation is resolved later
+// (resolveConv).
+func parseItem(raw []byte) (it historyItem, unknown []string, reason Reason, detail string) {
+	v, unknown, reason, detail := decodeItem(raw)
+	if reason != "" {
+		if v.MsgID != "" && reason == ReasonBadField {
+			detail = fmt.Sprintf("message %s: %s", v.MsgID, detail)
+		}
+		return it, unknown, reason, detail
+	}
+	if !validMessageID(v.MsgID) {
+		return it, unknown, ReasonBadMessageID, fmt.Sprintf("msg-id %q", v.MsgID)
+	}
+	m := &it.msg
+	m.ID = v.MsgID
+	ts, err := numberInt(v.Timestamp)
+	if err != nil || ts <= 0 {
+		return it, unknown, ReasonBadTimestamp, fmt.Sprintf("message %s has no valid timestamp (%q)", m.ID, v.Timestamp)
+	}
+	m.Timestamp = ts
+	it.convID, it.to, m.From = v.ConvID, v.To, v.From
 	if !validClientID(m.From) {
-		return it, unknown, ReasonBadSender, fmt.Sprintf("message %s: from %q", id, m.From)
+		return it, unknown, ReasonBadSender, fmt.Sprintf("message %s: from %q", m.ID, m.From)
 	}
-	if patchTS > 0 {
+	if patchTS, err := numberInt(v.PatchTS); err == nil && patchTS > 0 {
 		m.PatchTimestamp = patchTS
 	}
-	if bin {
-		b, err := decodeBase64(data)
+	if v.Bin {
+		b, err := decodeBase64(v.Data)
 		if err != nil {
-			return it, unknown, ReasonBadBody, fmt.Sprintf("message %s: bin is true but data is not base64", id)
+			return it, unknown, ReasonBadBody, fmt.Sprintf("message %s: bin is true but data is not base64", m.ID)
 		}
 		m.Binary = b
 	} else {
-		if !utf8.ValidString(data) || strings.IndexByte(data, 0) >= 0 {
-			return it, unknown, ReasonBadBody, fmt.Sprintf("message %s: data is not UTF-8 text without NUL", id)
+		if !utf8.ValidString(v.Data) || strings.IndexByte(v.Data, 0) >= 0 {
+			return it, unknown, ReasonBadBody, fmt.Sprintf("message %s: data is not UTF-8 text without NUL", m.ID)
 		}
-		m.Data = data
-		m.Recalled = lcType(data) == -127
+		m.Data = v.Data
+		m.Recalled = lcType(v.Data) == -127
 	}
-	pids := m.MentionPids[:0]
-	for _, p := range m.MentionPids {
+	m.MentionAll = v.MentionAll
+	for _, p := range v.MentionPids {
 		if validClientID(p) {
-			pids = append(pids, p)
+			m.MentionPids = append(m.MentionPids, p)
 		}
-	}
-	m.MentionPids = pids
-	if len(m.MentionPids) == 0 {
-		m.MentionPids = nil
 	}
 	return it, unknown, "", ""
+}
+
+// numberInt is the integer value of a JSON number ("" is 0), which may be
+// written as a float with no fraction (1.6e12).
+func numberInt(n json.Number) (int64, error) {
+	if n == "" {
+		return 0, nil
+	}
+	if v, err := n.Int64(); err == nil {
+		return v, nil
+	}
+	f, err := n.Float64()
+	if err != nil || f != float64(int64(f)) {
+		return 0, fmt.Errorf("not an integer: %s", n)
+	}
+	return int64(f), nil
 }
 
 func decodeBase64(s string) ([]byte, error) {

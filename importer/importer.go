@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -239,6 +240,7 @@ func (r *run) run() error {
 	w := &writer{run: r}
 	switch {
 	case r.cfg.LeanCloud != nil && !r.cfg.AppWide:
+		w.eager = true
 		err = r.fetchEach(w)
 	case r.cfg.LeanCloud != nil:
 		r.setPhase("fetching app-wide history")
@@ -260,7 +262,12 @@ func (r *run) importConversations() error {
 	seen := map[string]bool{}
 	for _, src := range r.cfg.Conversations {
 		err := r.read(src, "conversation", func(rec record) error {
-			c, dropped, reason, detail := parseConversation(rec.obj)
+			o, err := rec.decode()
+			if err != nil {
+				r.sum.report("conversation", rec.where(), ReasonMalformed, describeJSONError(rec.raw, err))
+				return nil
+			}
+			c, dropped, reason, detail := parseConversation(o)
 			if reason != "" {
 				r.sum.report("conversation", rec.where(), reason, detail)
 				return nil
@@ -336,8 +343,8 @@ func (r *run) read(src Source, kind string, obj func(record) error) error {
 }
 
 // item parses one history record, reporting it when it is skipped.
-func (r *run) item(where string, obj map[string]json.RawMessage, fetchedFor string) (historyItem, string, bool) {
-	it, unknown, reason, detail := parseItem(obj)
+func (r *run) item(where string, raw []byte, fetchedFor string) (historyItem, string, bool) {
+	it, unknown, reason, detail := parseItem(raw)
 	if len(unknown) > 0 {
 		r.sum.add(func(s *Summary) {
 			for _, k := range unknown {
@@ -364,20 +371,64 @@ func (r *run) item(where string, obj map[string]json.RawMessage, fetchedFor stri
 	return it, conv, true
 }
 
-// readHistoryFiles reads every history file, groups the messages by
-// conversation and imports them conversation by conversation.
+// readHistoryFiles reads every history file (GOMAXPROCS at once), groups
+// the messages by conversation and imports them conversation by
+// conversation.
 func (r *run) readHistoryFiles(w *writer) error {
-	groups := map[string][]historyItem{}
-	for _, src := range r.cfg.History {
-		err := r.read(src, "message", func(rec record) error {
-			if it, conv, ok := r.item(rec.where(), rec.obj, ""); ok {
-				groups[conv] = append(groups[conv], it)
+	srcs := make(chan Source)
+	parsed := make(chan map[string][]historyItem)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(1, len(r.cfg.History))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for src := range srcs {
+				groups := map[string][]historyItem{}
+				err := r.read(src, "message", func(rec record) error {
+					if it, conv, ok := r.item(rec.where(), rec.raw, ""); ok {
+						groups[conv] = append(groups[conv], it)
+					}
+					return nil
+				})
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				parsed <- groups
 			}
-			return nil
-		})
-		if err != nil {
-			return err
+		}()
+	}
+	go func() {
+		defer close(srcs)
+		for _, src := range r.cfg.History {
+			select {
+			case srcs <- src:
+			case <-r.ctx.Done():
+				return
+			}
 		}
+	}()
+	go func() {
+		wg.Wait()
+		close(parsed)
+	}()
+	groups := map[string][]historyItem{}
+	for g := range parsed {
+		for conv, items := range g {
+			groups[conv] = append(groups[conv], items...)
+		}
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
 	}
 	return r.importGroups(w, groups)
 }
@@ -451,14 +502,27 @@ func (r *run) plan(conv *convInfo, items []historyItem) *convPlan {
 }
 
 // writer writes plans in batches of Config.BatchSize messages (a batch may
-// hold several small conversations), then the cursors and checkpoint of
-// the conversations a batch completed.
+// hold several small conversations), then, every few hundred completed
+// conversations and at the end, their cursors and checkpoint. (A
+// conversation completed but not yet checkpointed when a run stops is
+// upserted again by the next run, which moves its cursors then.)
 type writer struct {
 	*run
 	batch    []realtime.Message
 	owner    []*convPlan
 	complete []*convPlan
+	cursors  int // of the complete conversations
+	// eager finishes completed conversations after every plan: fetching
+	// is slow, and the checkpoint spares refetching them.
+	eager bool
 }
+
+// Completed conversations are finished (cursors, checkpoint) once this
+// many are waiting, or their members' cursors are this many.
+const (
+	completeBatch   = 256
+	completeCursors = 4000
+)
 
 func (w *writer) add(p *convPlan) error {
 	if st, ok := w.progress[p.conv.id]; ok && st == p.state {
@@ -471,22 +535,41 @@ func (w *writer) add(p *convPlan) error {
 		return nil
 	}
 	if len(p.msgs) == 0 {
-		w.complete = append(w.complete, p)
+		w.completed(p)
 	}
 	p.pending = len(p.msgs)
 	for i := range p.msgs {
 		w.batch = append(w.batch, p.msgs[i])
 		w.owner = append(w.owner, p)
 		if len(w.batch) >= w.cfg.BatchSize {
-			if err := w.flush(); err != nil {
+			if err := w.write(); err != nil {
 				return err
 			}
 		}
 	}
+	if len(w.complete) >= completeBatch || w.cursors >= completeCursors || (w.eager && len(w.complete) > 0) {
+		return w.finish()
+	}
 	return nil
 }
 
+func (w *writer) completed(p *convPlan) {
+	w.complete = append(w.complete, p)
+	if !p.conv.transient {
+		w.cursors += len(p.conv.members)
+	}
+}
+
+// flush writes everything pending.
 func (w *writer) flush() error {
+	if err := w.write(); err != nil {
+		return err
+	}
+	return w.finish()
+}
+
+// write imports the batch of messages.
+func (w *writer) write() error {
 	if len(w.batch) > 0 {
 		res, err := w.target.ImportMessages(w.ctx, w.batch)
 		if err != nil {
@@ -513,7 +596,7 @@ func (w *writer) flush() error {
 				p.own[rs.Message.From] = rs.Message
 			}
 			if p.pending == 0 {
-				w.complete = append(w.complete, p)
+				w.completed(p)
 			}
 		}
 		w.sum.add(func(s *Summary) {
@@ -522,6 +605,12 @@ func (w *writer) flush() error {
 		})
 		w.batch, w.owner = w.batch[:0], w.owner[:0]
 	}
+	return nil
+}
+
+// finish moves the cursors of the completed conversations, then records
+// them in the checkpoint.
+func (w *writer) finish() error {
 	if len(w.complete) == 0 {
 		return nil
 	}
@@ -555,7 +644,7 @@ func (w *writer) flush() error {
 		return fmt.Errorf("importer: save checkpoint: %w", err)
 	}
 	w.convsDone.Add(int64(len(w.complete)))
-	w.complete = w.complete[:0]
+	w.complete, w.cursors = w.complete[:0], 0
 	return nil
 }
 

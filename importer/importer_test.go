@@ -85,7 +85,11 @@ func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 func openStore(t testing.TB, dsn string) *store.SQL {
 	t.Helper()
 	// Few connections: the PostgreSQL server is shared with other tests.
-	st, err := store.Open(context.Background(), dsn, &store.Options{MaxConns: 4})
+	var st *store.SQL
+	err := retryBusy(func() (err error) {
+		st, err = store.Open(context.Background(), dsn, &store.Options{MaxConns: 4})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
 	}
@@ -101,7 +105,8 @@ func pgDSN(t testing.TB) string {
 	_, _ = rand.Read(b[:])
 	schema := "rt_import_" + hex.EncodeToString(b[:])
 	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+	admin.SetMaxOpenConns(1)
+	if err := retryBusy(func() error { _, err := admin.Exec("CREATE SCHEMA " + schema); return err }); err != nil {
 		admin.Close()
 		t.Fatalf("create schema: %v", err)
 	}
@@ -119,6 +124,20 @@ func pgDSN(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// retryBusy retries f for a while when the shared PostgreSQL server has
+// no connection slot left (SQLSTATE 53300): other packages' tests use it
+// at the same time.
+func retryBusy(f func() error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if err == nil || !strings.Contains(err.Error(), "53300") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // files is a generated app written as files.

@@ -388,12 +388,7 @@ func (r *run) fetchedItems(name string, raws []json.RawMessage, fetchedFor strin
 	items := make([]historyItem, 0, len(raws))
 	for i, raw := range raws {
 		where := fmt.Sprintf("%s#%d", name, i+1)
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-			r.sum.report("message", where, ReasonMalformed, describeJSONError(raw, err))
-			continue
-		}
-		if it, _, ok := r.item(where, obj, fetchedFor); ok {
+		if it, _, ok := r.item(where, raw, fetchedFor); ok {
 			items = append(items, it)
 		}
 	}

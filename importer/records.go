@@ -10,11 +10,23 @@ import (
 	"strings"
 )
 
-// A record is one JSON object read from a source, with where it came from.
+// A record is one JSON value read from a source that looks like an
+// object, with where it came from. raw is only valid during the callback
+// it is passed to (JSON lines are read into a reused buffer); whether it
+// is well-formed is for the callback to find out (decode).
 type record struct {
 	source string
 	pos    int // line number (JSON lines) or element number (arrays), from 1
-	obj    map[string]json.RawMessage
+	raw    []byte
+}
+
+// decode returns the record's fields.
+func (r *record) decode() (map[string]json.RawMessage, error) {
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal(r.raw, &o); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func (r *record) where() string {
@@ -43,12 +55,20 @@ const maxLine = 16 << 20
 // before it kept.
 func readRecords(name string, r io.Reader, obj func(record) error, bad func(pos int, detail string)) error {
 	br := bufio.NewReaderSize(r, peekMax)
-	lines, err := peekLines(br, 2)
+	lines, long, err := peekLines(br, 2)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(lines) == 0 {
-		return nil // empty source
+		if len(long) == 0 {
+			return nil // empty source
+		}
+		// The first line does not fit in the window: a one-line array or
+		// wrapper, or JSON lines with a long first one.
+		if long[0] == '[' || bytes.HasPrefix(bytes.TrimLeft(long[1:], " \t\r\n"), []byte(`"results"`)) {
+			return readDocument(name, br, obj, bad)
+		}
+		return readLines(name, br, obj, bad)
 	}
 	// JSON lines when one of the first two lines is a whole object (the
 	// first may be a malformed line); a pretty-printed document has no
@@ -64,32 +84,37 @@ func readRecords(name string, r io.Reader, obj func(record) error, bad func(pos 
 	return readDocument(name, br, obj, bad)
 }
 
-// peekMax is how far readRecords looks ahead to tell the shape.
-const peekMax = 1 << 20
+// peekMax is how far readRecords looks ahead to tell the shape (a first
+// line longer than that is read as a document).
+const peekMax = 64 << 10
 
 // peekLines returns up to n first non-blank lines (trimmed) that end
-// within peekMax bytes, without consuming input.
-func peekLines(br *bufio.Reader, n int) ([][]byte, error) {
+// within peekMax bytes, without consuming input. When the first non-blank
+// line does not end there, lines is empty and long is its start.
+func peekLines(br *bufio.Reader, n int) (lines [][]byte, long []byte, err error) {
 	b, err := br.Peek(peekMax)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return nil, err
+		return nil, nil, err
 	}
-	var out [][]byte
-	for len(b) > 0 && len(out) < n {
+	for len(b) > 0 && len(lines) < n {
 		i := bytes.IndexByte(b, '\n')
 		line := b
 		if i >= 0 {
 			line, b = b[:i], b[i+1:]
 		} else if err == nil || errors.Is(err, bufio.ErrBufferFull) {
-			break // a line longer than peekMax
+			// A line longer than the window.
+			if len(lines) == 0 {
+				long = bytes.TrimLeft(line, " \t\r\n")
+			}
+			break
 		} else {
 			b = nil
 		}
 		if t := bytes.TrimSpace(line); len(t) > 0 {
-			out = append(out, t)
+			lines = append(lines, t)
 		}
 	}
-	return out, nil
+	return lines, long, nil
 }
 
 func isResultsWrapper(line []byte) bool {
@@ -112,12 +137,11 @@ func readLines(name string, br *bufio.Reader, obj func(record) error, bad func(i
 		if len(b) == 0 {
 			continue
 		}
-		var o map[string]json.RawMessage
-		if err := json.Unmarshal(b, &o); err != nil || o == nil {
-			bad(line, describeJSONError(b, err))
+		if b[0] != '{' {
+			bad(line, describeJSONError(b, nil))
 			continue
 		}
-		if err := obj(record{source: name, pos: line, obj: o}); err != nil {
+		if err := obj(record{source: name, pos: line, raw: b}); err != nil {
 			return err
 		}
 	}
@@ -131,9 +155,14 @@ func readLines(name string, br *bufio.Reader, obj func(record) error, bad func(i
 	return nil
 }
 
+// describeJSONError says why b is not a JSON object (err from decoding
+// it, nil when it is well-formed JSON of another kind or not JSON at all).
 func describeJSONError(b []byte, err error) string {
 	if err == nil {
-		return "not a JSON object"
+		if json.Valid(b) {
+			return "not a JSON object"
+		}
+		err = json.Unmarshal(b, new(any))
 	}
 	var ute *json.UnmarshalTypeError
 	if errors.As(err, &ute) {
@@ -147,31 +176,31 @@ func describeJSONError(b []byte, err error) string {
 }
 
 // readDocument streams the elements of arrays, or of the "results" array
-// of a wrapper object, with a json.Decoder.
+// of a wrapper object, with a json.Decoder. A syntax error is reported
+// once and ends the reading of the source.
 func readDocument(name string, r io.Reader, obj func(record) error, bad func(int, string)) error {
 	dec := json.NewDecoder(r)
-	pos := 0
+	pos := 0 // of the last value read
 	fail := func(err error) error {
 		var syn *json.SyntaxError
 		if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, new(*json.UnmarshalTypeError)) {
 			bad(pos+1, fmt.Sprintf("malformed JSON (%v); the rest of the file is not read", err))
-			return nil
+			return errStop
 		}
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	elements := func() error {
 		for dec.More() {
-			pos++
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				return fail(err)
 			}
-			var o map[string]json.RawMessage
-			if err := json.Unmarshal(raw, &o); err != nil || o == nil {
+			pos++
+			if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
 				bad(pos, "not a JSON object")
 				continue
 			}
-			if err := obj(record{source: name, pos: pos, obj: o}); err != nil {
+			if err := obj(record{source: name, pos: pos, raw: raw}); err != nil {
 				return err
 			}
 		}
@@ -180,59 +209,72 @@ func readDocument(name string, r io.Reader, obj func(record) error, bad func(int
 		}
 		return nil
 	}
+	// wrapper reads {"results": [...]} after its '{'; other keys (count)
+	// are skipped.
+	wrapper := func() error {
+		found := false
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return fail(err)
+			}
+			if k, _ := key.(string); k == "results" && !found {
+				t, err := dec.Token()
+				if err != nil {
+					return fail(err)
+				}
+				if t != json.Delim('[') {
+					bad(pos+1, `"results" is not an array`)
+					return errStop
+				}
+				found = true
+				if err := elements(); err != nil {
+					return err
+				}
+				continue
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return fail(err)
+		}
+		if !found {
+			bad(pos+1, `a JSON object without "results"; expected JSON lines, an array or {"results": [...]}`)
+		}
+		return nil
+	}
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
-		if err != nil {
-			return fail(err)
+		if err == nil {
+			switch tok {
+			case json.Delim('['):
+				err = elements()
+			case json.Delim('{'):
+				err = wrapper()
+			default:
+				bad(pos+1, fmt.Sprintf("unexpected JSON value %v; expected JSON lines, an array or {\"results\": [...]}", tok))
+				err = errStop
+			}
+		} else {
+			err = fail(err)
 		}
-		switch tok {
-		case json.Delim('['):
-			if err := elements(); err != nil {
-				return err
-			}
-		case json.Delim('{'):
-			// {"results": [...]}: other keys (count) are skipped.
-			found := false
-			for dec.More() {
-				key, err := dec.Token()
-				if err != nil {
-					return fail(err)
-				}
-				if k, _ := key.(string); k == "results" && !found {
-					t, err := dec.Token()
-					if err != nil {
-						return fail(err)
-					}
-					if t != json.Delim('[') {
-						bad(pos+1, `"results" is not an array`)
-						return nil
-					}
-					found = true
-					if err := elements(); err != nil {
-						return err
-					}
-					continue
-				}
-				var skip json.RawMessage
-				if err := dec.Decode(&skip); err != nil {
-					return fail(err)
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return fail(err)
-			}
-			if !found {
-				bad(pos+1, `a JSON object without "results"; expected JSON lines, an array or {"results": [...]}`)
-			}
-		default:
-			bad(pos+1, fmt.Sprintf("unexpected JSON value %v; expected JSON lines, an array or {\"results\": [...]}", tok))
+		if errors.Is(err, errStop) {
 			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
+
+// errStop ends readDocument after a reported error.
+var errStop = errors.New("stop reading")
 
 // field decoders: each reports a type error as a reason detail.
 

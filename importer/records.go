@@ -117,14 +117,17 @@ func peekLines(br *bufio.Reader, n int) (lines [][]byte, long []byte, err error)
 	return lines, long, nil
 }
 
+// isResultsWrapper tells a one-line {"results": [...]} (with count, or
+// the cursor of LeanCloud's scan API) from a record.
 func isResultsWrapper(line []byte) bool {
 	var w map[string]json.RawMessage
 	if json.Unmarshal(line, &w) != nil {
 		return false
 	}
-	res, ok := w["results"]
-	res = bytes.TrimSpace(res)
-	return ok && len(w) <= 2 && len(res) > 0 && res[0] == '['
+	res := bytes.TrimSpace(w["results"])
+	_, conv := w["objectId"]
+	_, msg := w["msg-id"]
+	return len(res) > 0 && res[0] == '[' && !conv && !msg
 }
 
 func readLines(name string, br *bufio.Reader, obj func(record) error, bad func(int, string)) error {
@@ -209,8 +212,8 @@ func readDocument(name string, r io.Reader, obj func(record) error, bad func(int
 		}
 		return nil
 	}
-	// wrapper reads {"results": [...]} after its '{'; other keys (count)
-	// are skipped.
+	// wrapper reads {"results": [...]} after its '{'; other keys (count,
+	// cursor) are skipped.
 	wrapper := func() error {
 		found := false
 		for dec.More() {

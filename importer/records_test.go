@@ -64,6 +64,8 @@ func TestReadRecordsShapes(t *testing.T) {
 		{"results, pretty", "{\n  \"results\": [\n" + strings.Join(objs(2, ""), ",\n") + "\n  ]\n}\n", 2, nil},
 		{"results, count first", "{\n \"count\": 2,\n \"results\": [\n" + strings.Join(objs(2, ""), ",\n") + "\n]}", 2, nil},
 		{"results, one long line", `{"results":[` + strings.Join(objs(2, big), ",") + `]}`, 2, nil},
+		{"scan pages, one a line", `{"results":[` + strings.Join(objs(2, ""), ",") + `],"count":2,"cursor":"pQRhIrac3AEpLzCA"}` + "\n" +
+			`{"results":[` + objs(1, "")[0] + `],"cursor":null}` + "\n", 3, nil},
 		{"object without results", "{\n \"foo\": 1\n}", 0, []int{1}},
 		{"a number", "42", 0, []int{1}},
 	} {

@@ -35,7 +35,13 @@ import (
 )
 
 func main() {
+	// The first SIGINT or SIGTERM stops the import after its current
+	// transaction; a second one kills the process as usual.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)

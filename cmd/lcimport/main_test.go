@@ -1,19 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/leanhub/realtime/store"
 )
 
 func TestMain(m *testing.M) {
@@ -174,4 +179,123 @@ func TestImportFromLeanCloud(t *testing.T) {
 	if code != exitFatal || !strings.Contains(stderr, "401") || strings.Contains(stdout+stderr, "wrong-key") {
 		t.Fatalf("wrong key: %d\n%s\n%s", code, stdout, stderr)
 	}
+}
+
+// killedEnv makes the test binary run lcimport's main (for
+// TestKilledAndRerun, which kills it).
+const killedEnv = "LCIMPORT_TEST_RUN_MAIN"
+
+func init() {
+	if os.Getenv(killedEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	}
+}
+
+// An lcimport process killed (SIGKILL) half-way and run again ends with
+// the same store as one run to the end.
+func TestKilledAndRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports 15,000 messages three times")
+	}
+	dir := t.TempDir()
+	var convs, hist strings.Builder
+	for c := range 150 {
+		id := fmt.Sprintf("5b%022x", c)
+		fmt.Fprintf(&convs, `{"objectId":%q,"name":"会话 %d","m":["u%d","u%d","u%d"]}`+"\n", id, c, c, c+1, c+2)
+		for i := range 100 {
+			fmt.Fprintf(&hist, `{"msg-id":"%022x","timestamp":%d,"conv-id":%q,"from":"u%d","data":"{\"_lctype\":-1,\"_lctext\":\"消息 %d\"}"}`+"\n",
+				c*1000+i, 1_600_000_000_000+int64(c)*1_000_000+int64(i)*997, id, c+i%3, i)
+		}
+	}
+	export, history := filepath.Join(dir, "conv.jsonl"), filepath.Join(dir, "history.jsonl")
+	if err := os.WriteFile(export, []byte(convs.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(history, []byte(hist.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(db string) []string {
+		return []string{"-db", db, "-conversations", export, "-history", history, "-progress", "20ms", "-batch", "200"}
+	}
+	if code, out, errOut := runCmd(t, nil, args(filepath.Join(dir, "clean.db"))...); code != exitOK {
+		t.Fatalf("clean run: %d\n%s%s", code, out, errOut)
+	}
+
+	db := filepath.Join(dir, "killed.db")
+	cmd := exec.Command(os.Args[0], args(db)...)
+	cmd.Env = append(os.Environ(), killedEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	killed := false
+	for sc.Scan() {
+		var n int
+		if i := strings.Index(sc.Text(), "messages "); i >= 0 {
+			fmt.Sscanf(sc.Text()[i:], "messages %d imported", &n)
+		}
+		if n >= 3000 && !killed {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatal("the import ended before it could be killed")
+	}
+	code, out, errOut := runCmd(t, nil, args(db)...)
+	if code != exitOK {
+		t.Fatalf("rerun: %d\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "messages:      0 imported") || strings.Contains(out, "15000 imported") {
+		t.Fatalf("the rerun did not continue a cut import:\n%s", out)
+	}
+	want, got := dumpDB(t, filepath.Join(dir, "clean.db")), dumpDB(t, db)
+	if want != got {
+		t.Fatalf("killed and rerun:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// dumpDB is a digest of the tables an import writes.
+func dumpDB(t *testing.T, path string) string {
+	st, err := store.Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var b strings.Builder
+	for _, q := range []string{
+		"SELECT * FROM conversations ORDER BY id",
+		"SELECT * FROM members ORDER BY conv_id, client_id",
+		"SELECT * FROM messages ORDER BY conv_id, seq",
+		"SELECT source, conv_id, state FROM import_progress ORDER BY conv_id",
+	} {
+		rows, err := st.DB().Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		h, n := sha256.New(), 0
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(h, "%q\n", vals)
+			n++
+		}
+		rows.Close()
+		fmt.Fprintf(&b, "%s: %d rows %x\n", q, n, h.Sum(nil)[:8])
+	}
+	return b.String()
 }

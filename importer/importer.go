@@ -199,6 +199,7 @@ type run struct {
 
 	phase             atomic.Value // string
 	convsDone, fetchs atomic.Int64
+	printMu           sync.Mutex // one progress line at a time on Config.Progress
 }
 
 // Run imports: the conversations of the export, then each conversation's
@@ -657,6 +658,8 @@ func (r *run) printProgress() {
 	if r.cfg.Progress == nil {
 		return
 	}
+	r.printMu.Lock()
+	defer r.printMu.Unlock()
 	convs, msgs := r.sum.snapshot()
 	line := fmt.Sprintf("lcimport: %s: conversations %d imported, %d there, %d skipped; history of %d done; "+
 		"messages %d imported, %d there, %d skipped", r.phase.Load(), convs.Imported, convs.Existing, convs.Skipped,

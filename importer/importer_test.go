@@ -475,10 +475,15 @@ func TestImportLeanCloudResume(t *testing.T) {
 	export := app.writeExport(t, t.TempDir(), "lines")
 	lc := newFakeLeanCloud(t, app.items)
 	client := &importer.Client{BaseURL: lc.srv.URL, AppID: lc.appID, MasterKey: lc.masterKey, HTTPClient: lc.srv.Client()}
-	cfg := &importer.Config{Conversations: []importer.Source{importer.File(export)}, LeanCloud: client, BatchSize: 100}
+	var lines strings.Builder
+	cfg := &importer.Config{Conversations: []importer.Source{importer.File(export)}, LeanCloud: client, BatchSize: 100,
+		Progress: &lines, ProgressEvery: time.Millisecond}
 	clean := openStore(t, filepath.Join(t.TempDir(), "clean.db"))
 	runImport(t, clean, cfg)
 	want := dump(t, clean)
+	if !strings.Contains(lines.String(), "lcimport: done: ") || !strings.Contains(lines.String(), "fetching the history") {
+		t.Fatalf("progress:\n%s", lines.String())
+	}
 
 	st := openStore(t, filepath.Join(t.TempDir(), "cut.db"))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -197,9 +197,9 @@ type run struct {
 	progress map[string]string    // checkpoint
 	maxTS    int64
 
-	phase             atomic.Value // string
-	convsDone, fetchs atomic.Int64
-	printMu           sync.Mutex // one progress line at a time on Config.Progress
+	phase              atomic.Value // string
+	convsDone, fetched atomic.Int64
+	printMu            sync.Mutex // one progress line at a time on Config.Progress
 }
 
 // Run imports: the conversations of the export, then each conversation's
@@ -218,13 +218,17 @@ func (im *Importer) Run(ctx context.Context) (*Summary, error) {
 	if im.cfg.LeanCloud != nil {
 		r.source = "leancloud:" + im.cfg.LeanCloud.AppID
 	}
+	var requests, retries int64
+	if c := im.cfg.LeanCloud; c != nil {
+		requests, retries = c.requests.Load(), c.retries.Load()
+	}
 	r.phase.Store("starting")
 	stop := r.startProgress()
 	err := r.run()
 	stop()
 	r.sum.Elapsed = time.Since(start)
 	if c := im.cfg.LeanCloud; c != nil {
-		r.sum.Requests, r.sum.Retries = c.requests.Load(), c.retries.Load()
+		r.sum.Requests, r.sum.Retries = c.requests.Load()-requests, c.retries.Load()-retries
 	}
 	return r.sum, err
 }
@@ -664,7 +668,7 @@ func (r *run) printProgress() {
 	line := fmt.Sprintf("lcimport: %s: conversations %d imported, %d there, %d skipped; history of %d done; "+
 		"messages %d imported, %d there, %d skipped", r.phase.Load(), convs.Imported, convs.Existing, convs.Skipped,
 		r.convsDone.Load(), msgs.Imported, msgs.Existing, msgs.Skipped)
-	if n := r.fetchs.Load(); n > 0 {
+	if n := r.fetched.Load(); n > 0 {
 		line += fmt.Sprintf("; fetched %d", n)
 	}
 	fmt.Fprintln(r.cfg.Progress, line)

@@ -331,7 +331,7 @@ func (r *run) fetchEach(w *writer) error {
 					continue
 				}
 				consecutive.Store(0)
-				r.fetchs.Add(1)
+				r.fetched.Add(1)
 				if r.cfg.SaveFetched != nil {
 					if err := r.cfg.SaveFetched(conv.id, raws); err != nil {
 						fail(fmt.Errorf("importer: save fetched history: %w", err))
@@ -408,7 +408,7 @@ func (r *run) fetchAppWide(w *writer) error {
 				return fmt.Errorf("importer: save fetched history: %w", err)
 			}
 		}
-		r.fetchs.Add(int64(len(page)))
+		r.fetched.Add(int64(len(page)))
 		for _, it := range r.fetchedItems(name, page, "") {
 			groups[it.msg.ConvID] = append(groups[it.msg.ConvID], it)
 		}

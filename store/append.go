@@ -326,6 +326,9 @@ func (s *SQL) writeBatchSQLite(ctx context.Context, items []item, moves map[curs
 // writes as one multi-statement query, which PostgreSQL runs as one
 // implicit transaction). On SQLite it is one transaction of the writer.
 func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item, moves map[cursorKey]cursorMove) ([]realtime.AppendResult, error) {
+	if n := s.imports.Load(); n != s.cache.imports {
+		s.cache = headCache{imports: n} // an import moved heads: forget them all
+	}
 	v := newBatchView()
 	var r reads
 	for _, id := range batchConvIDs(items) {
@@ -377,10 +380,11 @@ func (s *SQL) writeBatchOptimistic(ctx context.Context, items []item, moves map[
 // goroutine and is only a guess: writeStmts checks every entry a batch
 // relies on, another process's appends or a removed member make the batch
 // fail, and its entries are forgotten. It is cleared when it grows past
-// maxCached entries.
+// maxCached entries, and after an import (ImportMessages) committed.
 type headCache struct {
 	convs   map[string]convRow
 	members map[cursorKey]bool
+	imports int64 // SQL.imports when the cache was started
 }
 
 const maxCached = 1 << 16

@@ -185,6 +185,18 @@ var migrations = []migration{
 		// Custom attribute equality and $all, as jsonb containment.
 		`{pg}CREATE INDEX IF NOT EXISTS conversations_attrs ON conversations USING GIN ((attrs::jsonb) jsonb_path_ops)`,
 	}},
+	{4, []string{
+		// The importer's checkpoint (see import.go): which conversations
+		// of which source are imported completely, with a state string
+		// the importer compares to decide whether to look at them again.
+		`CREATE TABLE IF NOT EXISTS import_progress (
+			source TEXT NOT NULL,
+			conv_id TEXT NOT NULL,
+			state TEXT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (source, conv_id)
+		)`,
+	}},
 }
 
 // SchemaVersion is the schema version this package migrates to: its

@@ -121,6 +121,9 @@ type SQL struct {
 	ann atomic.Pointer[announcer] // set by Announce
 
 	cache headCache // owned by the append writer goroutine
+	// imports counts committed imports (import.go); the writer drops its
+	// cache when it changed, because imports move conversation heads.
+	imports atomic.Int64
 	// SQLite batch statements (see prepareNew); owned by the writer
 	stmts      map[string]*sql.Stmt
 	unprepared []string

@@ -56,7 +56,9 @@ func TestScenariosEndToEnd(t *testing.T) {
 					t.Errorf("pairs figures %+v", p)
 				}
 			}},
-		{"pairs-alternate", func(c *loadtest.Config) { c.Scenario, c.Pairs, c.PairMessages, c.PairsMode = "pairs", 3, 8, "alternate" },
+		{"pairs-alternate", func(c *loadtest.Config) {
+			c.Scenario, c.Pairs, c.PairMessages, c.PairsMode = "pairs", 3, 8, "alternate"
+		},
 			func(t *testing.T, r *loadtest.Result) {
 				if p := r.Pairs; p.Acked != 24 || p.Deliveries != 24 {
 					t.Errorf("pairs figures %+v", p)

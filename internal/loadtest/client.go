@@ -70,7 +70,9 @@ type Client struct {
 
 	conn   atomic.Pointer[Conn]
 	closed atomic.Bool
-	// Reconnects counts successful re-logins.
+	// Drops counts sockets lost without Close/Drop/Detach; Reconnects
+	// the successful automatic re-logins after them.
+	Drops      atomic.Int32
 	Reconnects atomic.Int32
 
 	mu        sync.Mutex
@@ -166,10 +168,13 @@ func (c *Client) watch(conn *Conn) {
 		return
 	}
 	err := conn.Err()
-	if c.opts.Errors != nil {
-		c.opts.Errors.Add("closed:"+strconv.Itoa(conn.CloseCode()), fmt.Sprintf("%s: %v", c.ID, err))
-	}
+	c.Drops.Add(1)
 	if !c.opts.Reconnect {
+		// Without re-login a drop is an error; with it, only a failed
+		// re-login is.
+		if c.opts.Errors != nil {
+			c.opts.Errors.Add("closed:"+strconv.Itoa(conn.CloseCode()), fmt.Sprintf("%s: %v", c.ID, err))
+		}
 		if c.opts.OnDead != nil {
 			c.opts.OnDead(c, err)
 		}

@@ -33,6 +33,10 @@ type FanoutResult struct {
 	Latency          LatencySummary `json:"latency"`
 	AckLatency       LatencySummary `json:"ack_latency"`
 	Check            ExactlyOnce    `json:"exactly_once"`
+	// Drops are sockets lost during the run; Reconnects the re-logins
+	// after them (-reconnect).
+	Drops      int64 `json:"drops"`
+	Reconnects int64 `json:"reconnects"`
 }
 
 // Summary is the human report.
@@ -42,9 +46,10 @@ func (f *FanoutResult) Summary() string {
   deliveries %d of %d expected in %.2fs: %.0f deliveries/s
   send->receive %s
   send->ack     %s
-  exactly-once: %s`,
+  exactly-once: %s
+  sockets dropped %d, re-logged in %d`,
 		f.Members, f.Messages, f.BodySize, f.Window, rateText(f.Rate), f.Sent, f.Acked, f.AckedPerSec, f.SendPerSec,
-		f.Deliveries, f.Expected, f.Seconds, f.DeliveriesPerSec, f.Latency, f.AckLatency, f.Check.String())
+		f.Deliveries, f.Expected, f.Seconds, f.DeliveriesPerSec, f.Latency, f.AckLatency, f.Check.String(), f.Drops, f.Reconnects)
 }
 
 func rateText(r float64) string {
@@ -204,6 +209,7 @@ func runFanout(ctx context.Context, e *env) error {
 		time.Sleep(cfg.Grace)
 	}
 
+	out.Drops, out.Reconnects = dropStats(append(receivers, sender))
 	closeAndWait(append(receivers, sender), 10*time.Second)
 	out.Sent = sent.Load()
 	out.Acked = sl.acked.Load()

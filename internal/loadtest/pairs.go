@@ -30,6 +30,8 @@ type PairsResult struct {
 	Latency          LatencySummary `json:"latency"`
 	AckLatency       LatencySummary `json:"ack_latency"`
 	Check            ExactlyOnce    `json:"exactly_once"`
+	Drops            int64          `json:"drops"`
+	Reconnects       int64          `json:"reconnects"`
 }
 
 // Summary is the human report.
@@ -38,9 +40,10 @@ func (p *PairsResult) Summary() string {
   sent %d, acked %d in %.2fs: %.0f persisted msgs/s, %.0f deliveries/s
   send->receive %s
   send->ack     %s
-  exactly-once: %s`,
+  exactly-once: %s
+  sockets dropped %d, re-logged in %d`,
 		p.Pairs, p.MessagesPerPair, p.Mode, p.Window, p.Sent, p.Acked, p.Seconds, p.PersistedPerSec, p.DeliveriesPerSec,
-		p.Latency, p.AckLatency, p.Check.String())
+		p.Latency, p.AckLatency, p.Check.String(), p.Drops, p.Reconnects)
 }
 
 // In pairs, client 2p (side a) sends the even sequence numbers of pair p
@@ -191,6 +194,7 @@ func runPairs(ctx context.Context, e *env) error {
 	if err == nil {
 		time.Sleep(cfg.Grace)
 	}
+	out.Drops, out.Reconnects = dropStats(clients)
 	closeAndWait(clients, 10*time.Second)
 	out.Sent = sent.Load()
 	out.Acked = sl.acked.Load()

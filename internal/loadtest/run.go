@@ -304,6 +304,17 @@ func closeAndWait(clients []*Client, timeout time.Duration) {
 	}
 }
 
+// dropStats sums the clients' lost sockets and automatic re-logins.
+func dropStats(clients []*Client) (drops, reconnects int64) {
+	for _, c := range clients {
+		if c != nil {
+			drops += int64(c.Drops.Load())
+			reconnects += int64(c.Reconnects.Load())
+		}
+	}
+	return drops, reconnects
+}
+
 func closeAll(clients []*Client) {
 	for _, c := range clients {
 		if c != nil {

@@ -78,6 +78,10 @@ type SteadyResult struct {
 	Acked    int64          `json:"acked"`
 	Received int64          `json:"received"`
 	Latency  LatencySummary `json:"latency"`
+	// Drops and Reconnects: a restart drops the steady clients too; they
+	// re-login by themselves.
+	Drops      int64 `json:"drops"`
+	Reconnects int64 `json:"reconnects"`
 }
 
 // Summary is the human report.
@@ -94,8 +98,8 @@ func (s *StormResult) Summary() string {
 		out += fmt.Sprintf("\n  restart took %.2fs until the router answered", s.RestartSeconds)
 	}
 	if st := s.Steady; st != nil {
-		out += fmt.Sprintf("\n  steady: %d clients at %.1f msgs/s each: sent %d, acked %d, received %d during the storm; send->receive %s",
-			st.Clients, st.Rate, st.Sent, st.Acked, st.Received, st.Latency)
+		out += fmt.Sprintf("\n  steady: %d clients at %.1f msgs/s each: sent %d, acked %d, received %d during the storm; send->receive %s; %d dropped, %d re-logged in",
+			st.Clients, st.Rate, st.Sent, st.Acked, st.Received, st.Latency, st.Drops, st.Reconnects)
 	}
 	return out
 }
@@ -483,6 +487,7 @@ func runStorm(ctx context.Context, e *env) error {
 	out.Notification = Summarize(notes)
 	out.Open = Summarize(opens)
 	if out.Steady != nil {
+		out.Steady.Drops, out.Steady.Reconnects = dropStats(steady)
 		closeAndWait(steady, 10*time.Second)
 		out.Steady.Sent, out.Steady.Acked, out.Steady.Received = steadySent.Load(), steadyAcked.Load(), steadyRecv.Load()
 		out.Steady.Latency = steadyLat.Summary()

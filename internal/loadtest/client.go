@@ -316,6 +316,13 @@ func (c *Client) StartConversation(ctx context.Context, name string, members []s
 	return cid, nil
 }
 
+// Echo sends cmd=echo with a serial (the browsers' heartbeat) and waits for
+// the answer: the server has then handled everything sent before it.
+func (c *Client) Echo(ctx context.Context) error {
+	_, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_echo.Enum()})
+	return err
+}
+
 // AddMembers sends conv/add.
 func (c *Client) AddMembers(ctx context.Context, cid string, members []string) error {
 	_, err := c.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_add.Enum(),

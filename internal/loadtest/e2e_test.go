@@ -75,7 +75,9 @@ func TestScenariosEndToEnd(t *testing.T) {
 			c.Scenario, c.Clients, c.Convs, c.Unread, c.GroupSize = "storm", 14, 4, 3, 4
 			c.Steady, c.SteadyRate, c.SteadyFor = 2, 20, 100*time.Millisecond
 		}, func(t *testing.T, r *loadtest.Result) {
-			if s := r.Storm; s.Notified != 14 || s.Reopened != 14 || s.Steady == nil {
+			// A client whose login sync raced the messages is rightly owed
+			// nothing (NotOwed); every other one must be notified.
+			if s := r.Storm; s.Notified+s.NotOwed != 14 || s.Notified == 0 || s.Reopened != 14 || s.Steady == nil {
 				t.Errorf("storm figures %+v", s)
 			}
 		}},
@@ -84,7 +86,7 @@ func TestScenariosEndToEnd(t *testing.T) {
 			// wait, re-login next to the old sockets) still runs.
 			c.Scenario, c.Clients, c.Convs, c.Unread, c.GroupSize, c.RestartCmd = "storm", 5, 2, 1, 5, "true"
 		}, func(t *testing.T, r *loadtest.Result) {
-			if s := r.Storm; s.Notified != 5 || s.Mode != "restart" {
+			if s := r.Storm; s.Notified+s.NotOwed != 5 || s.Mode != "restart" {
 				t.Errorf("storm figures %+v", s)
 			}
 		}},

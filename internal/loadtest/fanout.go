@@ -109,6 +109,9 @@ func runFanout(ctx context.Context, e *env) error {
 			return
 		}
 		sl.live(recs[c.Index], int(seq), int(seq), d.GetId(), d.GetTimestamp(), sent, at)
+		if cfg.onDelivery != nil {
+			cfg.onDelivery(c, seq)
+		}
 	}
 	ropts.OnDead = func(c *Client, err error) { stop(fmt.Errorf("receiver %s lost its socket: %v", c.ID, err)) }
 	ropts.OnReconnect = func(c *Client) {

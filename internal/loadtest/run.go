@@ -68,6 +68,10 @@ type Config struct {
 
 	// Log receives progress lines (nil: none).
 	Log io.Writer
+
+	// onDelivery, for tests, sees every fanout delivery after it was
+	// recorded (on the receiver's read goroutine).
+	onDelivery func(c *Client, seq int64)
 }
 
 // Defaults fills zero fields.

@@ -53,6 +53,9 @@ func (x *ExactlyOnce) String() string {
 	if x.Foreign > 0 {
 		s += fmt.Sprintf(", foreign %d", x.Foreign)
 	}
+	for _, e := range x.Examples {
+		s += "\n    e.g. " + e
+	}
 	return s
 }
 

@@ -55,7 +55,8 @@ go build -o "$BIN/hubserver" ./bench/hubserver &&
 # server (each raises its soft limit to the hard one itself).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-SERVER_PID= SERVER_URL=
+SERVER_PID= SERVER_URL= CPU_NAME=
+: >"$OUT/cpu.txt"
 : >"$OUT/schemas"
 cleanup() {
   stop_server
@@ -85,8 +86,21 @@ start_server() {
   return 1
 }
 
+# server_cpu NAME: appends the server's CPU seconds so far to cpu.txt, to
+# read the figures against (server and load share the cores).
+server_cpu() {
+  local pid f
+  pid=$(cat "$OUT/server.pid" 2>/dev/null) || return 0
+  f=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null) || return 0
+  set -- $f
+  awk -v u="$1" -v s="$2" -v t="$(getconf CLK_TCK)" -v n="$CPU_NAME" \
+    'BEGIN { printf "%-22s server cpu: user %.1fs sys %.1fs\n", n, u/t, s/t }' >>"$OUT/cpu.txt"
+}
+
 stop_server() {
   local pid
+  [ -n "${CPU_NAME:-}" ] && server_cpu
+  CPU_NAME=
   pid=$(cat "$OUT/server.pid" 2>/dev/null) || return 0
   [ -n "$pid" ] || return 0
   kill -TERM "$pid" 2>/dev/null
@@ -110,11 +124,22 @@ fresh_pg() {
 load() {
   local name=$1
   shift
-  timeout "$RUN_TIMEOUT" "$BIN/leanload" -server "$SERVER_URL" -json -quiet -phase-timeout "$PHASE_TIMEOUT" "$@" \
-    >"$OUT/$name.json" 2>"$OUT/$name.log"
+  CPU_NAME=$name
+  local TIMEFORMAT="$(printf '%-22s' "$name") load   cpu: user %Us sys %Ss (wall %Rs)"
+  { time timeout "$RUN_TIMEOUT" "$BIN/leanload" -server "$SERVER_URL" -json -quiet -phase-timeout "$PHASE_TIMEOUT" "$@" \
+    >"$OUT/$name.json" 2>"$OUT/$name.log"; } 2>>"$OUT/cpu.txt"
   local rc=$?
   sed -n '1,40p' "$OUT/$name.log" >&2
   [ $rc -eq 0 ] || echo "($name exited $rc)" >&2
+}
+
+# cload NAME ARGS...: the centrifuge load against the current server.
+cload() {
+  local name=$1
+  shift
+  local TIMEFORMAT="$(printf '%-22s' "$name") load   cpu: user %Us sys %Ss (wall %Rs)"
+  { time timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -ws "ws://${SERVER_URL#http://}connection/websocket" "$@" \
+    >"$OUT/$name.json" 2>"$OUT/$name.log"; } 2>>"$OUT/cpu.txt"
 }
 
 hub_db() { # hub_db sqlite|pg NAME: a fresh database for one run
@@ -133,9 +158,8 @@ for be in "${BACKENDS[@]}"; do
   stop_server
 done
 log "centrifuge fanout: 1 -> $MEMBERS x $MESSAGES"
-start_server centrifuge "$BIN/centrifuge-server" &&
-  timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -ws "ws://${SERVER_URL#http://}connection/websocket" \
-    -members "$MEMBERS" -messages "$MESSAGES" -window "$WINDOW" >"$OUT/centrifuge-fanout.json" 2>"$OUT/centrifuge-fanout.log"
+start_server centrifuge "$BIN/centrifuge-server" && CPU_NAME=centrifuge-fanout &&
+  cload centrifuge-fanout -members "$MEMBERS" -messages "$MESSAGES" -window "$WINDOW"
 cat "$OUT/centrifuge-fanout.log" >&2
 stop_server
 
@@ -167,9 +191,8 @@ for be in "${BACKENDS[@]}"; do
 done
 if rate=$(half_rate centrifuge-fanout); then
   log "centrifuge fanout at half saturation: $rate msgs/s"
-  start_server centrifuge-half "$BIN/centrifuge-server" &&
-    timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -ws "ws://${SERVER_URL#http://}connection/websocket" \
-      -members "$MEMBERS" -messages "$MESSAGES" -window "$WINDOW" -rate "$rate" >"$OUT/centrifuge-half.json" 2>"$OUT/centrifuge-half.log"
+  start_server centrifuge-half "$BIN/centrifuge-server" && CPU_NAME=centrifuge-half &&
+    cload centrifuge-half -members "$MEMBERS" -messages "$MESSAGES" -window "$WINDOW" -rate "$rate"
   cat "$OUT/centrifuge-half.log" >&2
   stop_server
 fi
@@ -187,5 +210,7 @@ if [ -z "${SKIP_STORM:-}" ]; then
   stop_server
 fi
 
+log "CPU time of each server and its load (they share the machine's cores)"
+cat "$OUT/cpu.txt"
 log "results (JSON in $OUT)"
 "$BIN/report" -members "$MEMBERS" "$OUT"

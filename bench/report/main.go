@@ -138,12 +138,25 @@ func main() {
 		if !ok1 || !ok2 || y == 0 {
 			return "-"
 		}
+		if r := x / y; r < 0.1 {
+			return fmt.Sprintf("%.3f", r)
+		}
 		return fmt.Sprintf("%.2f", x/y)
 	}
 	hs, hp, cf := get("hub-fanout-sqlite"), get("hub-fanout-pg"), get("centrifuge-fanout")
 	ps, pp, cs, cp := get("hub-pairs-sqlite"), get("hub-pairs-pg"), get("ceiling-sqlite"), get("ceiling-pg")
 	idle := get("hub-idle")
 	halfS, halfP, halfC := get("hub-half-sqlite"), get("hub-half-pg"), get("centrifuge-half")
+	// A half-rate run derived from a failed saturation run says so.
+	basis := func(half, sat doc) string {
+		if half == nil || sat == nil {
+			return ""
+		}
+		if ok, _ := sat["ok"].(bool); !ok {
+			return " [its saturation run FAILED]"
+		}
+		return ""
+	}
 	storm := get("storm")
 
 	rows := [][]string{
@@ -161,9 +174,9 @@ func main() {
 		{"", "p50 / p99 ms", val(pp, "latency.p50_ms") + " / " + val(pp, "latency.p99_ms"), "", ""},
 		{"ceiling, PostgreSQL", "multi-row insert rows/s", val(cp, "rows_per_sec"), "", ""},
 		{"idle sockets, hub SQLite", "server RSS KiB per socket", val(idle, "server_rss_per_socket_kib"), strings.TrimSuffix(val(idle, "logged_in"), ".0") + " sockets", idle.status()},
-		{"fanout at half saturation, hub SQLite", "p50 / p99 ms", val(halfS, "latency.p50_ms") + " / " + val(halfS, "latency.p99_ms"), "at " + val(halfS, "rate_target") + " msgs/s", halfS.status()},
-		{"fanout at half saturation, hub PostgreSQL", "p50 / p99 ms", val(halfP, "latency.p50_ms") + " / " + val(halfP, "latency.p99_ms"), "at " + val(halfP, "rate_target") + " msgs/s", halfP.status()},
-		{"fanout at half saturation, centrifuge", "p50 / p99 ms", val(halfC, "latency.p50_ms") + " / " + val(halfC, "latency.p99_ms"), "at " + val(halfC, "rate_target") + " msgs/s", halfC.status()},
+		{"fanout at half saturation, hub SQLite", "p50 / p99 ms", val(halfS, "latency.p50_ms") + " / " + val(halfS, "latency.p99_ms"), "at " + val(halfS, "rate_target") + " msgs/s", halfS.status() + basis(halfS, hs)},
+		{"fanout at half saturation, hub PostgreSQL", "p50 / p99 ms", val(halfP, "latency.p50_ms") + " / " + val(halfP, "latency.p99_ms"), "at " + val(halfP, "rate_target") + " msgs/s", halfP.status() + basis(halfP, hp)},
+		{"fanout at half saturation, centrifuge", "p50 / p99 ms", val(halfC, "latency.p50_ms") + " / " + val(halfC, "latency.p99_ms"), "at " + val(halfC, "rate_target") + " msgs/s", halfC.status() + basis(halfC, cf)},
 		{"hub p99 / centrifuge p99 at half saturation", "", ratio(halfS, "latency.p99_ms", halfC, "latency.p99_ms") + " (SQLite), " + ratio(halfP, "latency.p99_ms", halfC, "latency.p99_ms") + " (PostgreSQL)", "", ""},
 		{"storm after restart, hub SQLite", "last notification s", val(storm, "last_notification_seconds"), "", storm.status()},
 		{"", "per-client p50 / p99 ms", val(storm, "notification_latency.p50_ms") + " / " + val(storm, "notification_latency.p99_ms"), "steady p99 " + val(storm, "steady.latency.p99_ms") + " ms", ""},

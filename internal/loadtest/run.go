@@ -1,7 +1,3 @@
-// Package loadtest drives a LeanCloud-protocol deployment over the network
-// with SDK-like clients and measures it: group fan-out, 1:1 pairs, idle
-// sockets and reconnect storms. cmd/leanload is its command line; the
-// package talks to the server only through the router and websockets.
 package loadtest
 
 import (

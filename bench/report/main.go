@@ -66,7 +66,8 @@ func (d doc) status() string {
 	if ok, _ := d["ok"].(bool); !ok {
 		s = "FAILED"
 		if f, _ := d["failures"].([]any); len(f) > 0 {
-			s += ": " + fmt.Sprint(f[0])
+			first, _, _ := strings.Cut(fmt.Sprint(f[0]), "\n")
+			s += ": " + first
 		}
 	}
 	if e, _ := d["errors"].(map[string]any); len(e) > 0 {

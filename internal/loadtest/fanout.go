@@ -207,10 +207,9 @@ func runFanout(ctx context.Context, e *env) error {
 			return abortErr
 		}
 	})
-	// Late copies (duplicates) still count.
-	if err == nil {
-		time.Sleep(cfg.Grace)
-	}
+	// Late copies (duplicates) still count; after a failure, so do the
+	// deliveries still in flight.
+	time.Sleep(cfg.Grace)
 
 	out.Drops, out.Reconnects = dropStats(append(receivers, sender))
 	closeAndWait(append(receivers, sender), 10*time.Second)
@@ -234,7 +233,11 @@ func runFanout(ctx context.Context, e *env) error {
 	out.AckLatency = ackLat.Summary()
 	sl.check(&out.Check, names, recs, func(_, idx int) int { return idx })
 	if out.Check.Failed() {
-		e.fail("exactly-once check failed: %s", out.Check.String())
+		note := ""
+		if err != nil && out.Check.Missing > 0 {
+			note = " (the run stopped early: missing includes messages still in flight when it stopped)"
+		}
+		e.fail("exactly-once check failed%s: %s", note, out.Check.String())
 	}
 	return err
 }

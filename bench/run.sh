@@ -121,10 +121,15 @@ fresh_pg() {
 }
 
 # load NAME ARGS...: leanload against the current server, JSON to NAME.json.
+# note_load NAME: the machine's load average as a run starts; figures
+# taken while other work ran on the machine are not comparable.
+note_load() { printf '%-22s loadavg at start: %s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" >>"$OUT/cpu.txt"; }
+
 load() {
   local name=$1
   shift
   CPU_NAME=$name
+  note_load "$name"
   local TIMEFORMAT="$(printf '%-22s' "$name") load   cpu: user %Us sys %Ss (wall %Rs)"
   { time timeout "$RUN_TIMEOUT" "$BIN/leanload" -server "$SERVER_URL" -json -quiet -phase-timeout "$PHASE_TIMEOUT" "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log"; } 2>>"$OUT/cpu.txt"
@@ -137,6 +142,7 @@ load() {
 cload() {
   local name=$1
   shift
+  note_load "$name"
   local TIMEFORMAT="$(printf '%-22s' "$name") load   cpu: user %Us sys %Ss (wall %Rs)"
   { time timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -ws "ws://${SERVER_URL#http://}connection/websocket" "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log"; } 2>>"$OUT/cpu.txt"
@@ -210,7 +216,7 @@ if [ -z "${SKIP_STORM:-}" ]; then
   stop_server
 fi
 
-log "CPU time of each server and its load (they share the machine's cores)"
+log "CPU time of each server and its load (they share the machine's cores), load average at each start"
 cat "$OUT/cpu.txt"
 log "results (JSON in $OUT)"
 "$BIN/report" -members "$MEMBERS" "$OUT"

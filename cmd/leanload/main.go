@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/leanhub/realtime/internal/loadtest"
@@ -90,9 +91,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !quiet {
 		c.Log = stderr
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// A signal stops the run; the report says which, so a run cut short
+	// from outside is not mistaken for the server's doing.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Value
+	go func() {
+		if s, ok := <-sigs; ok {
+			got.Store(s.String())
+			fmt.Fprintf(stderr, "leanload: got %s, stopping\n", s)
+			cancel()
+		}
+	}()
 	res, err := loadtest.Run(ctx, c)
+	if s, ok := got.Load().(string); ok && res != nil {
+		res.Failures = append(res.Failures, "interrupted by signal "+s)
+		res.OK = false
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "leanload:", err)
 		return 2

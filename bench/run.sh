@@ -16,6 +16,7 @@
 #   bench/run.sh                       # everything, default sizes
 #   MEMBERS=200 MESSAGES=500 PAIRS=100 SOCKETS=2000 CLIENTS=500 bench/run.sh   # quicker
 #   SKIP_PG=1 SKIP_STORM=1 bench/run.sh
+#   CENTRIFUGE_CLIENT=centrifuge-go bench/run.sh   # the official client as the peer's load
 #
 # PostgreSQL: REALTIME_TEST_POSTGRES_DSN (default
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable); each run gets a
@@ -32,6 +33,7 @@ PAIR_MESSAGES=${PAIR_MESSAGES:-200}
 SOCKETS=${SOCKETS:-10000}
 CLIENTS=${CLIENTS:-2000}
 CEILING_ROWS=${CEILING_ROWS:-200000}
+CENTRIFUGE_CLIENT=${CENTRIFUGE_CLIENT:-raw} # or centrifuge-go
 PHASE_TIMEOUT=${PHASE_TIMEOUT:-10m}
 RUN_TIMEOUT=${RUN_TIMEOUT:-20m} # bound of one load process
 DSN=${REALTIME_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
@@ -144,7 +146,7 @@ cload() {
   shift
   note_load "$name"
   local TIMEFORMAT="$(printf '%-22s' "$name") load   cpu: user %Us sys %Ss (wall %Rs)"
-  { time timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -ws "ws://${SERVER_URL#http://}connection/websocket" "$@" \
+  { time timeout "$RUN_TIMEOUT" "$BIN/centrifuge-load" -json -client "$CENTRIFUGE_CLIENT" -ws "ws://${SERVER_URL#http://}connection/websocket" "$@" \
     >"$OUT/$name.json" 2>"$OUT/$name.log"; } 2>>"$OUT/cpu.txt"
 }
 

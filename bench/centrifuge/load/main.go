@@ -1,6 +1,9 @@
 // Command load is leanload's fanout scenario for centrifuge: one publisher
-// and M subscribers of one channel, each a centrifuge-go client on its own
-// websocket (protobuf protocol), N publications of ~150 B whose body holds
+// and M subscribers of one channel, each a client on its own websocket
+// speaking centrifuge's protobuf protocol (-client raw, the default: a bare
+// websocket and the protocol package, as light as leanload's clients; or
+// -client centrifuge-go, the official Go client, whose per-client machinery
+// costs the machine noticeably more), N publications of ~150 B whose body holds
 // the send time. The publisher keeps at most -window publications in
 // flight, a publication being in flight until its publish reply came and
 // every subscriber has it, or publishes at -rate. It reports the same
@@ -65,6 +68,7 @@ func summarize(d []time.Duration) latency {
 
 type result struct {
 	Scenario         string         `json:"scenario"`
+	Client           string         `json:"client"`
 	Members          int            `json:"members"`
 	Messages         int            `json:"messages"`
 	Window           int            `json:"window"`
@@ -116,18 +120,23 @@ func main() {
 	concurrency := flag.Int("concurrency", 64, "parallel connects")
 	timeout := flag.Duration("phase-timeout", 5*time.Minute, "bound of every phase")
 	asJSON := flag.Bool("json", false, "print one JSON object on stdout (summary on stderr)")
+	client := flag.String("client", "raw", "raw (centrifuge's protobuf protocol on a bare websocket, light) or centrifuge-go (the official Go client, heavier)")
 	flag.Parse()
+	if *client != "raw" && *client != "centrifuge-go" {
+		fmt.Fprintln(os.Stderr, "load: -client raw or centrifuge-go")
+		os.Exit(2)
+	}
 	if *ws == "" {
 		fmt.Fprintln(os.Stderr, "load: -ws is required")
 		os.Exit(2)
 	}
-	r := run(*ws, *members, *messages, *window, *rate, *size, *concurrency, *timeout)
-	sum := fmt.Sprintf(`centrifuge fanout: 1 publisher -> %d subscribers x %d publications (%d B, window %d, rate %v)
+	r := run(*client, *ws, *members, *messages, *window, *rate, *size, *concurrency, *timeout)
+	sum := fmt.Sprintf(`centrifuge fanout (%s client): 1 publisher -> %d subscribers x %d publications (%d B, window %d, rate %v)
   sent %d, acked %d (%.0f acked/s)
   deliveries %d of %d expected in %.2fs: %.0f deliveries/s
   send->receive p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d samples)
   exactly-once: missing %d, duplicates %d; errors %v; ok %v %v`,
-		r.Members, r.Messages, r.BodySize, r.Window, r.Rate, r.Sent, r.Acked, r.AckedPerSec, r.Deliveries, r.Expected, r.Seconds,
+		r.Client, r.Members, r.Messages, r.BodySize, r.Window, r.Rate, r.Sent, r.Acked, r.AckedPerSec, r.Deliveries, r.Expected, r.Seconds,
 		r.DeliveriesPerSec, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Latency.Count, r.Missing, r.Duplicates, r.Errors, r.OK, r.Failures)
 	if *asJSON {
 		fmt.Fprintln(os.Stderr, sum)
@@ -146,8 +155,8 @@ type sub struct {
 	lat    []time.Duration
 }
 
-func run(ws string, m, n, window int, rate float64, size, concurrency int, timeout time.Duration) *result {
-	r := &result{Scenario: "fanout", Members: m, Messages: n, Window: window, Rate: rate, BodySize: size, Errors: map[string]int{}}
+func run(client, ws string, m, n, window int, rate float64, size, concurrency int, timeout time.Duration) *result {
+	r := &result{Scenario: "fanout", Client: client, Members: m, Messages: n, Window: window, Rate: rate, BodySize: size, Errors: map[string]int{}}
 	var errMu sync.Mutex
 	addErr := func(k string) { errMu.Lock(); r.Errors[k]++; errMu.Unlock() }
 	fail := func(format string, a ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, a...)) }
@@ -172,20 +181,89 @@ func run(ws string, m, n, window int, rate float64, size, concurrency int, timeo
 	}
 	var deliveries, dups, lastDelivery, firstSend, lastAck atomic.Int64
 	subs := make([]*sub, m)
-	clients := make([]*centrifuge.Client, m)
-	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
+	// deliver records a publication received by subscriber s.
+	deliver := func(s *sub, data []byte, at time.Time) {
+		seq, sent, ok := parse(data, runID)
+		if !ok || seq < 0 || seq >= int64(n) {
+			return
+		}
+		s.mu.Lock()
+		c := s.counts[seq]
+		if c < 255 {
+			s.counts[seq]++
+		}
+		if c == 0 {
+			s.lat = append(s.lat, at.Sub(time.Unix(0, sent)))
+		}
+		s.mu.Unlock()
+		if c > 0 {
+			dups.Add(1)
+			return
+		}
+		deliveries.Add(1)
+		for {
+			old := lastDelivery.Load()
+			if at.UnixNano() <= old || lastDelivery.CompareAndSwap(old, at.UnixNano()) {
+				break
 			}
 		}
-	}()
+		step(int(seq))
+	}
+	var closers []func()
+	var closersMu sync.Mutex
+	addCloser := func(f func()) { closersMu.Lock(); closers = append(closers, f); closersMu.Unlock() }
+	closeAll := func() {
+		closersMu.Lock()
+		defer closersMu.Unlock()
+		for _, f := range closers {
+			f()
+		}
+		closers = nil
+	}
+	defer closeAll()
 
 	// Connect and subscribe, bounded.
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var subErr atomic.Value
+	subscribeGo := func(s *sub) error {
+		c := centrifuge.NewProtobufClient(ws, centrifuge.Config{ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second})
+		addCloser(c.Close)
+		c.OnError(func(e centrifuge.ErrorEvent) { addErr("client: " + e.Error.Error()) })
+		c.OnDisconnected(func(e centrifuge.DisconnectedEvent) {
+			if e.Code != 0 {
+				addErr(fmt.Sprintf("disconnected:%d", e.Code))
+			}
+		})
+		sb, err := c.NewSubscription(channel)
+		if err != nil {
+			return err
+		}
+		subscribed := make(chan struct{})
+		sb.OnSubscribed(func(centrifuge.SubscribedEvent) { close(subscribed) })
+		sb.OnPublication(func(e centrifuge.PublicationEvent) { deliver(s, e.Data, time.Now()) })
+		if err := c.Connect(); err != nil {
+			return err
+		}
+		if err := sb.Subscribe(); err != nil {
+			return err
+		}
+		select {
+		case <-subscribed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	subscribeRaw := func(s *sub) error {
+		c, err := dialRaw(ctx, ws, func(data []byte, at time.Time) { deliver(s, data, at) })
+		if err != nil {
+			return err
+		}
+		addCloser(c.close)
+		return c.subscribe(ctx, channel)
+	}
 	for range min(concurrency, m) {
 		wg.Go(func() {
 			for {
@@ -193,62 +271,15 @@ func run(ws string, m, n, window int, rate float64, size, concurrency int, timeo
 				if i >= m || ctx.Err() != nil {
 					return
 				}
-				s := &sub{counts: make([]uint8, n)}
-				subs[i] = s
-				c := centrifuge.NewProtobufClient(ws, centrifuge.Config{ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second})
-				clients[i] = c
-				c.OnError(func(e centrifuge.ErrorEvent) { addErr("client: " + e.Error.Error()) })
-				c.OnDisconnected(func(e centrifuge.DisconnectedEvent) {
-					if e.Code != 0 {
-						addErr(fmt.Sprintf("disconnected:%d", e.Code))
-					}
-				})
-				sb, err := c.NewSubscription(channel)
+				subs[i] = &sub{counts: make([]uint8, n)}
+				var err error
+				if client == "raw" {
+					err = subscribeRaw(subs[i])
+				} else {
+					err = subscribeGo(subs[i])
+				}
 				if err != nil {
 					subErr.Store(err)
-					return
-				}
-				subscribed := make(chan struct{})
-				sb.OnSubscribed(func(centrifuge.SubscribedEvent) { close(subscribed) })
-				sb.OnPublication(func(e centrifuge.PublicationEvent) {
-					at := time.Now()
-					seq, sent, ok := parse(e.Data, runID)
-					if !ok || seq < 0 || seq >= int64(n) {
-						return
-					}
-					s.mu.Lock()
-					c := s.counts[seq]
-					if c < 255 {
-						s.counts[seq]++
-					}
-					if c == 0 {
-						s.lat = append(s.lat, at.Sub(time.Unix(0, sent)))
-					}
-					s.mu.Unlock()
-					if c > 0 {
-						dups.Add(1)
-						return
-					}
-					deliveries.Add(1)
-					for {
-						old := lastDelivery.Load()
-						if at.UnixNano() <= old || lastDelivery.CompareAndSwap(old, at.UnixNano()) {
-							break
-						}
-					}
-					step(int(seq))
-				})
-				if err := c.Connect(); err != nil {
-					subErr.Store(err)
-					return
-				}
-				if err := sb.Subscribe(); err != nil {
-					subErr.Store(err)
-					return
-				}
-				select {
-				case <-subscribed:
-				case <-ctx.Done():
 					return
 				}
 			}
@@ -266,11 +297,23 @@ func run(ws string, m, n, window int, rate float64, size, concurrency int, timeo
 		return r
 	}
 
-	pub := centrifuge.NewProtobufClient(ws, centrifuge.Config{ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second})
-	defer pub.Close()
-	if err := pub.Connect(); err != nil {
-		fail("publisher connect: %v", err)
-		return r
+	var publish func(ctx context.Context, data []byte) error
+	if client == "raw" {
+		pc, err := dialRaw(context.Background(), ws, nil)
+		if err != nil {
+			fail("publisher connect: %v", err)
+			return r
+		}
+		defer pc.close()
+		publish = func(ctx context.Context, data []byte) error { return pc.publish(ctx, channel, data) }
+	} else {
+		pub := centrifuge.NewProtobufClient(ws, centrifuge.Config{ReadTimeout: 30 * time.Second, WriteTimeout: 10 * time.Second})
+		defer pub.Close()
+		if err := pub.Connect(); err != nil {
+			fail("publisher connect: %v", err)
+			return r
+		}
+		publish = func(ctx context.Context, data []byte) error { _, err := pub.Publish(ctx, channel, data); return err }
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -295,7 +338,7 @@ send:
 		now := time.Now().UnixNano()
 		sent.Add(1)
 		pubs.Go(func() {
-			_, err := pub.Publish(ctx, channel, body(runID, int64(seq), now, size))
+			err := publish(ctx, body(runID, int64(seq), now, size))
 			at := time.Now()
 			if err != nil {
 				addErr("publish: " + err.Error())
@@ -324,9 +367,7 @@ send:
 		fail("publish phase did not finish within %s (%d of %d publications complete, %d deliveries)", timeout, finished.Load(), n, deliveries.Load())
 	}
 	pubs.Wait()
-	for _, c := range clients {
-		c.Close()
-	}
+	closeAll()
 	r.Sent, r.Acked, r.Deliveries = sent.Load(), acked.Load(), deliveries.Load()
 	r.Expected = r.Acked * int64(m)
 	if ld := lastDelivery.Load(); ld > firstSend.Load() {

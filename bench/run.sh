@@ -34,8 +34,8 @@ SOCKETS=${SOCKETS:-10000}
 CLIENTS=${CLIENTS:-2000}
 CEILING_ROWS=${CEILING_ROWS:-200000}
 CENTRIFUGE_CLIENT=${CENTRIFUGE_CLIENT:-raw} # or centrifuge-go
-PHASE_TIMEOUT=${PHASE_TIMEOUT:-10m}
-RUN_TIMEOUT=${RUN_TIMEOUT:-20m} # bound of one load process
+PHASE_TIMEOUT=${PHASE_TIMEOUT:-15m}
+RUN_TIMEOUT=${RUN_TIMEOUT:-30m} # bound of one load process
 DSN=${REALTIME_TEST_POSTGRES_DSN:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 OUT=${OUT:-$(mktemp -d -t leanbench.XXXXXX)}
 mkdir -p "$OUT"

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/cluster"
 	"github.com/leanhub/realtime/internal/wire"
 )
 
@@ -339,6 +340,10 @@ func (h *Hub) Logout(ctx context.Context, clientID string) error {
 	}
 	for _, s := range h.reg.sessionsOf(clientID) {
 		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", "logged out by the application", "kicked")
+	}
+	if h.cl != nil {
+		h.cl.publishKick(&cluster.Kick{Client: clientID, All: true, Code: realtime.CodeKickedByApp,
+			Reason: "KICKED_BY_APP", Detail: "logged out by the application"})
 	}
 	return nil
 }

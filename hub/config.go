@@ -107,6 +107,24 @@ type Config struct {
 	// private.
 	ConversationVisibility ConversationVisibility
 
+	// Broker joins this hub to the other hub processes of a deployment
+	// (several nodes behind a load balancer, on one database): what one
+	// node does, the others' sessions hear. See Broker, and packages
+	// broker/nats and broker/pgnotify. Nil: a single node. With a broker
+	// the store must be a realtime.PresenceStore (store.SQL is), and the
+	// nodes must share their session token key (SessionSecret or
+	// MasterKey), so that a client reconnecting to another node keeps its
+	// session.
+	Broker Broker
+	// Node names this hub among the nodes; unique per running process.
+	// Default: random.
+	Node string
+	// NodeLease is how long a node counts as alive after it last renewed
+	// its lease (every third of it). When a node dies, within about
+	// NodeLease and a third another node sends its clients' will messages
+	// and the others see them offline. Default DefaultNodeLease (15s).
+	NodeLease time.Duration
+
 	// SessionTokenTTL is the lifetime of session tokens (used by reconnects).
 	// Default 24 hours.
 	SessionTokenTTL time.Duration
@@ -289,6 +307,9 @@ func (c *Config) withDefaults() (Config, error) {
 	var out Config
 	if c != nil {
 		out = *c
+	}
+	if out.NodeLease <= 0 {
+		out.NodeLease = DefaultNodeLease
 	}
 	if (out.RequireLoginSignature || out.RequireConversationSignature || out.RequireBlacklistSignature) && out.MasterKey == "" {
 		return out, errors.New("hub: signatures required but MasterKey is empty")

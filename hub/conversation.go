@@ -90,23 +90,23 @@ func (e *engine) createConversation(ctx context.Context, a actor, c *realtime.Co
 // notifyJoined tells added members they joined (INVITED) and all members
 // who joined (MEMBERS_JOINED).
 func (h *Hub) notifyJoined(convID, initBy string, added, all []string) {
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_joined.Enum(),
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_joined.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), InitBy: proto.String(initBy)}},
-		h.reg.sessionsOfAll(added, initBy), nil)
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_joined.Enum(),
+		audience{clients: added, skip: initBy}, nil)
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_joined.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), M: added, InitBy: proto.String(initBy)}},
-		h.reg.sessionsOfAll(all, ""), nil)
+		audience{clients: all}, nil)
 }
 
 // notifyLeft tells removed members they left (KICKED) and the remaining
 // members who left (MEMBERS_LEFT).
 func (h *Hub) notifyLeft(convID, initBy string, removed, remaining []string) {
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_left.Enum(),
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_left.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), InitBy: proto.String(initBy)}},
-		h.reg.sessionsOfAll(removed, initBy), nil)
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_left.Enum(),
+		audience{clients: removed, skip: initBy}, nil)
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_members_left.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), M: removed, InitBy: proto.String(initBy)}},
-		h.reg.sessionsOfAll(remaining, ""), nil)
+		audience{clients: remaining}, nil)
 }
 
 // inLane runs op in a conversation's lane with its snapshot and waits for
@@ -266,7 +266,7 @@ func (e *engine) changeMembers(ctx context.Context, a actor, convID string, ids 
 			c.snap.Store(nil)
 			return membersChange{}, err
 		}
-		e.setSnap(c, newSnap(updated))
+		e.changed(c, newSnap(updated))
 		c.noteHead(updated)
 		if len(changed) > 0 && !conv.System { // subscriptions notify nobody
 			if add {
@@ -307,16 +307,16 @@ func (e *engine) updateConversation(ctx context.Context, a actor, u realtime.Con
 		if err != nil {
 			return nil, err
 		}
-		e.setSnap(c, newSnap(updated))
+		e.changed(c, newSnap(updated))
 		if notify {
 			if rawAttr == "" {
 				rawAttr = updateAttrJSON(u)
 			}
-			h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_updated.Enum(), ConvMessage: &wire.ConvCommand{
+			h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_updated.Enum(), ConvMessage: &wire.ConvCommand{
 				Cid: proto.String(conv.ID), InitBy: proto.String(a.client), Udate: proto.String(isoTime(updated.UpdatedAt)),
 				Attr:         &wire.JsonObjectMessage{Data: proto.String(rawAttr)},
 				AttrModified: &wire.JsonObjectMessage{Data: proto.String(rawAttr)},
-			}}, h.reg.sessionsOfAll(updated.Members, ""), a.from)
+			}}, audience{clients: updated.Members}, a.from)
 		}
 		return updated, nil
 	})

@@ -2,19 +2,22 @@ package hub
 
 import (
 	"encoding/base64"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/cluster"
 	"github.com/leanhub/realtime/internal/wire"
 )
 
-// deliverMessage pushes m to the live sessions of its recipients and to
-// the sender's other sessions (all of them when from is nil: a message
-// sent through the Go API reaches every device of its sender). With
-// wantOffline it returns the recipients that have no live session.
-func (h *Hub) deliverMessage(from *session, m *realtime.Message, to []string, wantOffline bool) (offline []string) {
+// deliverLocal pushes m to this node's live sessions of its recipients
+// and of its sender (all of them but from; every one when from is nil: a
+// message sent through the Go API, or from another node, reaches every
+// device of its sender). With wantOffline it returns the recipients that
+// have no live session on any node.
+func (h *Hub) deliverLocal(from *session, m *realtime.Message, to []string, wantOffline bool) (offline []string) {
 	targets, offline := h.reg.sessionsAndOffline(to, m.From, wantOffline)
 	for _, o := range h.reg.sessionsOf(m.From) {
 		if o != from {
@@ -22,7 +25,19 @@ func (h *Hub) deliverMessage(from *session, m *realtime.Message, to []string, wa
 		}
 	}
 	h.fanout(directPush(m), targets, nil)
+	if h.cl != nil && len(offline) > 0 {
+		offline = h.cl.remote.offline(offline)
+	}
 	return offline
+}
+
+// deliverLive delivers a message that is not stored (transient, will) on
+// every node.
+func (h *Hub) deliverLive(from *session, m *realtime.Message, to []string, room bool) {
+	h.deliverLocal(from, m, to, false)
+	if h.cl != nil {
+		h.cl.publishMessage(cluster.KindLive, m, to, room)
+	}
 }
 
 // directPush is the push of a message to its recipients.
@@ -53,23 +68,86 @@ func directPush(m *realtime.Message) *wire.GenericCommand {
 	return &wire.GenericCommand{Cmd: wire.CommandType_direct.Enum(), DirectMessage: d}
 }
 
+// audience is who gets a push, on every node: the sessions of clients
+// (but skip's), or of the members of conv; with groupOnly only the
+// sessions that asked for group receipts.
+type audience struct {
+	clients   []string
+	conv      *convSnap
+	skip      string
+	groupOnly bool
+}
+
+// localTargets are this node's sessions in a.
+func (h *Hub) localTargets(a audience) []*session {
+	if a.conv != nil && a.groupOnly {
+		// Few sessions ask for group receipts: look at those, not at
+		// every member.
+		var out []*session
+		for _, t := range h.reg.groupReceiptSessions() {
+			if t.clientID != a.skip && a.conv.isMember(t.clientID) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	clients := a.clients
+	if a.conv != nil {
+		clients = a.conv.conv.Members
+	}
+	out := h.reg.sessionsOfAll(clients, a.skip)
+	if a.groupOnly {
+		out = slices.DeleteFunc(out, func(s *session) bool { return !s.groupReceipts() })
+	}
+	return out
+}
+
+// tell pushes cmd to its audience on every node, but not to except.
+func (h *Hub) tell(cmd *wire.GenericCommand, a audience, except *session) {
+	targets := h.localTargets(a)
+	if len(targets) == 0 && h.cl == nil {
+		return
+	}
+	raw := h.encodePush(cmd)
+	if raw == nil {
+		return
+	}
+	h.fanoutRaw(raw, targets, except)
+	if h.cl != nil {
+		h.cl.publishPush(raw, a)
+	}
+}
+
 // fanout encodes cmd once and queues it to every target but except.
-// Sessions that may go without peerId (SDK 5.x alone on its socket,
-// configBitmap bit 128) share one frame; others get the encoded bytes with
-// their peerId appended (protobuf accepts fields in any order, so appending
-// field 4 is the same as having set it).
 func (h *Hub) fanout(cmd *wire.GenericCommand, targets []*session, except *session) {
 	if len(targets) == 0 {
 		return
 	}
+	if raw := h.encodePush(cmd); raw != nil {
+		h.fanoutRaw(raw, targets, except)
+	}
+}
+
+// encodePush encodes a server push (without peerId); nil if it cannot be
+// encoded.
+func (h *Hub) encodePush(cmd *wire.GenericCommand) []byte {
 	cmd.Service = proto.Int32(2)
 	cmd.ServerTs = proto.Int64(h.nowMs())
 	cmd.PeerId = nil
 	raw, err := proto.Marshal(cmd)
 	if err != nil {
 		h.log.Error("encode push", "err", err, "cmd", cmd.GetCmd().String())
-		return
+		return nil
 	}
+	return raw
+}
+
+// fanoutRaw queues an encoded push to every target but except. Sessions
+// that may go without peerId (SDK 5.x alone on its socket, configBitmap
+// bit 128) share one frame; others get the encoded bytes with their
+// peerId appended (protobuf accepts fields in any order, so appending
+// field 4 is the same as having set it).
+func (h *Hub) fanoutRaw(raw []byte, targets []*session, except *session) {
 	var shared, sharedText []byte
 	for _, s := range targets {
 		if s == except {
@@ -141,7 +219,7 @@ func (h *Hub) notifyRewrite(m *realtime.Message, rw *rewriteInfo) {
 	patch := patchItem(m, h.nowMs())
 	patch.PatchCode = proto.Int64(int64(rw.code))
 	patch.PatchReason = proto.String(rw.reason)
-	h.fanout(patchCommand([]*wire.PatchItem{patch}, patch.GetPatchTimestamp()), h.reg.sessionsOf(m.From), nil)
+	h.tell(patchCommand([]*wire.PatchItem{patch}, patch.GetPatchTimestamp()), audience{clients: []string{m.From}}, nil)
 }
 
 func without(list []string, id string) []string {

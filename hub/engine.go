@@ -299,6 +299,29 @@ func (e *engine) forget(c *convEntry) {
 	e.mu.Unlock()
 }
 
+// changed replaces an entry's snapshot after a change of the
+// conversation's members or attributes, and tells the other nodes.
+func (e *engine) changed(c *convEntry, s *convSnap) {
+	e.setSnap(c, s)
+	if e.h.cl != nil {
+		e.h.cl.publishChanged(c.id)
+	}
+}
+
+// invalidateAll drops every snapshot (a node that may have missed
+// changes); heads stay and only move forward when reloaded.
+func (e *engine) invalidateAll() {
+	e.mu.RLock()
+	entries := make([]*convEntry, 0, len(e.convs))
+	for _, c := range e.convs {
+		entries = append(entries, c)
+	}
+	e.mu.RUnlock()
+	for _, c := range entries {
+		c.run(func() { c.snap.Store(nil) })
+	}
+}
+
 // invalidate drops what the engine knows of a conversation's members and
 // attributes; the next operation reads them again. Its head stays.
 func (e *engine) invalidate(id string) {

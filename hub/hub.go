@@ -73,6 +73,7 @@ type Hub struct {
 	revoked revocations
 
 	eng   *engine
+	cl    *clusterNode // nil for a single node
 	reg   *registry
 	rooms *rooms
 	tasks *taskPool
@@ -138,6 +139,9 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 		// keeps tokens (and tags) valid across restarts.
 		secret = deriveKey("leanhub-open-app:"+c.AppID, "session-token")
 	default:
+		if c.Broker != nil {
+			return nil, errors.New("hub: several nodes need a shared session token key: set SessionSecret or MasterKey")
+		}
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err
@@ -160,6 +164,18 @@ func New(st realtime.Store, cfg *Config) (*Hub, error) {
 	h.syncs = make(chan struct{}, c.Limits.MaxConcurrentSyncs)
 	h.limits = newLimiters(&c.Limits, c.Clock)
 	h.eng = newEngine(h)
+	if c.Broker != nil {
+		ps, ok := st.(realtime.PresenceStore)
+		if !ok {
+			return nil, errors.New("hub: a Broker needs a store that is a realtime.PresenceStore")
+		}
+		cl, err := newCluster(h, c.Broker, ps)
+		if err != nil {
+			return nil, fmt.Errorf("hub: join the cluster: %w", err)
+		}
+		h.cl = cl
+		cl.start()
+	}
 	h.eng.start()
 	h.mux = h.routes()
 	h.startPush()
@@ -212,6 +228,9 @@ func (h *Hub) shutdown(ctx context.Context) error {
 	}
 	err := h.eng.drain(ctx)
 	err = errors.Join(err, h.eng.stop(ctx))
+	if h.cl != nil {
+		err = errors.Join(err, h.cl.stop(ctx))
+	}
 	h.stopPush(ctx)
 	h.cancel()
 	done := make(chan struct{})
@@ -254,4 +273,4 @@ func (h *Hub) goOwned(f func()) {
 }
 
 // Online reports whether clientID has at least one live session.
-func (h *Hub) Online(clientID string) bool { return h.reg.online(clientID) }
+func (h *Hub) Online(clientID string) bool { return h.online(clientID) }

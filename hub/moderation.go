@@ -135,11 +135,11 @@ func (e *engine) setRole(ctx context.Context, a actor, convID, target string, ro
 		} else {
 			conv.Roles[target] = role
 		}
-		e.setSnap(c, newSnap(conv))
-		h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_member_info_changed.Enum(),
+		e.changed(c, newSnap(conv))
+		h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_member_info_changed.Enum(),
 			ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), InitBy: proto.String(a.client),
 				Info: &wire.ConvMemberInfo{Pid: proto.String(target), Role: proto.String(string(role))}}},
-			h.reg.sessionsOfAll(conv.Members, ""), nil)
+			audience{clients: conv.Members}, nil)
 		return struct{}{}, nil
 	})
 	return err
@@ -191,7 +191,7 @@ func (e *engine) silence(ctx context.Context, a actor, convID string, ids []stri
 				delete(conv.Silenced, id)
 			}
 		}
-		e.setSnap(c, newSnap(conv))
+		e.changed(c, newSnap(conv))
 		self, others := wire.OpType_shutuped, wire.OpType_members_shutuped
 		if !on {
 			self, others = wire.OpType_unshutuped, wire.OpType_members_unshutuped
@@ -250,7 +250,7 @@ func (e *engine) block(ctx context.Context, a actor, convID string, ids []string
 			c.snap.Store(nil)
 			return partial{}, err
 		}
-		e.setSnap(c, newSnap(updated))
+		e.changed(c, newSnap(updated))
 		if s.conv.Transient {
 			h.rooms.leave(convID, p.allowed...)
 		}
@@ -284,18 +284,18 @@ func (h *Hub) checkTargets(ids []string) error {
 // notifyTargets tells the targets of a moderation op (op self) and the
 // other members (op others, with the targets' ids).
 func (h *Hub) notifyTargets(convID, initBy string, self, others wire.OpType, targets, members []string) {
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: self.Enum(),
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: self.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), InitBy: proto.String(initBy)}},
-		h.reg.sessionsOfAll(targets, ""), nil)
+		audience{clients: targets}, nil)
 	rest := make([]string, 0, len(members))
 	for _, m := range members {
 		if !contains(targets, m) {
 			rest = append(rest, m)
 		}
 	}
-	h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: others.Enum(),
+	h.tell(&wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: others.Enum(),
 		ConvMessage: &wire.ConvCommand{Cid: proto.String(convID), InitBy: proto.String(initBy), M: targets}},
-		h.reg.sessionsOfAll(rest, ""), nil)
+		audience{clients: rest}, nil)
 }
 
 // convMemberInfoUpdate: conv member_info_update {cid, targetClientId, info{pid, role}}.

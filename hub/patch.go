@@ -106,13 +106,9 @@ func (e *engine) patchInLane(s *convSnap, r patchRequest) (*realtime.Message, er
 	if err != nil {
 		return nil, err
 	}
-	targets := h.reg.sessionsOfAll(to, orig.From)
-	for _, o := range h.reg.sessionsOf(orig.From) {
-		if o != r.from {
-			targets = append(targets, o)
-		}
-	}
-	h.fanout(patchCommand([]*wire.PatchItem{patchItem(m, m.PatchTimestamp)}, m.PatchTimestamp), targets, nil)
+	// The recipients and every other device of the sender.
+	h.tell(patchCommand([]*wire.PatchItem{patchItem(m, m.PatchTimestamp)}, m.PatchTimestamp),
+		audience{clients: append(without(to, orig.From), orig.From)}, r.from)
 	return m, nil
 }
 

@@ -91,14 +91,10 @@ func (e *engine) ackLoaded(c *convEntry, s *convSnap, client string, fromts, tot
 func (e *engine) deliveredReceipts(s *convSnap, client string, tots int64, msgs []recentMsg) {
 	group := len(s.conv.Members) > 2
 	for _, m := range msgs {
-		for _, t := range e.h.reg.sessionsOf(m.from) {
-			if group && !t.groupReceipts() {
-				continue
-			}
-			t.push(&wire.GenericCommand{Cmd: wire.CommandType_rcp.Enum(), RcpMessage: &wire.RcpCommand{
-				Id: proto.String(m.id), Cid: proto.String(s.conv.ID), T: proto.Int64(tots),
-				Read: proto.Bool(false), From: proto.String(client)}})
-		}
+		e.h.tell(&wire.GenericCommand{Cmd: wire.CommandType_rcp.Enum(), RcpMessage: &wire.RcpCommand{
+			Id: proto.String(m.id), Cid: proto.String(s.conv.ID), T: proto.Int64(tots),
+			Read: proto.Bool(false), From: proto.String(client)}},
+			audience{clients: []string{m.from}, groupOnly: group}, nil)
 	}
 }
 
@@ -175,13 +171,13 @@ func (e *engine) applyRead(s *convSnap, r readRequest, target recentMsg, hd head
 	if target.seq > 0 {
 		e.cursors.read(s.conv.ID, r.client, target.seq, target.ts, target.id)
 	}
-	if others := h.reg.sessionsOf(r.client); len(others) > 1 || len(others) == 1 && others[0] != r.from {
+	if h.elsewhere(r.client, r.from) {
 		// The reader's other devices learn what is left unread (usually
 		// nothing: the SDK reads up to the newest message).
 		left := max(hd.seq-target.seq, 0)
-		h.fanout(&wire.GenericCommand{Cmd: wire.CommandType_unread.Enum(), UnreadMessage: &wire.UnreadCommand{
+		h.tell(&wire.GenericCommand{Cmd: wire.CommandType_unread.Enum(), UnreadMessage: &wire.UnreadCommand{
 			Convs:     []*wire.UnreadTuple{{Cid: proto.String(s.conv.ID), Unread: proto.Int32(int32(left)), Mentioned: proto.Bool(false)}},
-			NotifTime: proto.Int64(h.nowMs())}}, others, r.from)
+			NotifTime: proto.Int64(h.nowMs())}}, audience{clients: []string{r.client}}, r.from)
 	}
 	// Receipts go out even when the cursor did not move: sending a
 	// message moves the sender's own read cursor (one's messages are never
@@ -189,17 +185,11 @@ func (e *engine) applyRead(s *convSnap, r readRequest, target recentMsg, hd head
 	// others what was read.
 	rcp := &wire.GenericCommand{Cmd: wire.CommandType_rcp.Enum(), RcpMessage: &wire.RcpCommand{
 		Cid: proto.String(s.conv.ID), T: proto.Int64(target.ts), Read: proto.Bool(true), From: proto.String(r.client)}}
-	var targets []*session
 	if len(s.conv.Members) <= 2 {
-		targets = h.reg.sessionsOfAll(s.conv.Members, r.client)
+		h.tell(rcp, audience{clients: s.conv.Members, skip: r.client}, nil)
 	} else {
 		// In groups only sessions that asked for group receipts get
-		// them: look at those, not at every member.
-		for _, t := range h.reg.groupReceiptSessions() {
-			if t.clientID != r.client && s.isMember(t.clientID) {
-				targets = append(targets, t)
-			}
-		}
+		// them: each node looks at those, not at every member.
+		h.tell(rcp, audience{conv: s, skip: r.client, groupOnly: true}, nil)
 	}
-	h.fanout(rcp, targets, nil)
 }

@@ -119,3 +119,22 @@ func (r *registry) count() (sessions, clients int) {
 	}
 	return sessions, len(r.clients)
 }
+
+// anyOnline reports whether any of clientIDs has a live session here.
+func (r *registry) anyOnline(clientIDs []string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, id := range clientIDs {
+		if len(r.clients[id]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// empty reports whether the hub has no live session.
+func (r *registry) empty() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.clients) == 0
+}

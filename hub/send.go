@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	realtime "github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/cluster"
 )
 
 // sendRequest is a message some client (or the application) sends.
@@ -119,6 +120,7 @@ func (e *engine) sendInLane(c *convEntry, s *convSnap, r *sendRequest) {
 		Will:         r.will,
 	}
 	var rewrite *rewriteInfo
+	hooked := ev.To
 	if !r.skipHooks {
 		// Will messages meet the hooks too (the keyword filter): their
 		// body is what gets delivered later.
@@ -131,6 +133,12 @@ func (e *engine) sendInLane(c *convEntry, s *convSnap, r *sendRequest) {
 			return
 		}
 	}
+	if m.To == nil && !sameSlice(hooked, ev.To) {
+		// A hook chose the recipients: the message keeps them, so that
+		// every node (and the store's announcement) delivers it to them
+		// only.
+		m.To = dedupSorted(ev.To)
+	}
 	switch {
 	case r.will:
 		h.setWill(r, m)
@@ -138,7 +146,7 @@ func (e *engine) sendInLane(c *convEntry, s *convSnap, r *sendRequest) {
 		// Never stored, delivered to whoever is online now, still acked.
 		m.ID = newMessageID()
 		m.Timestamp = h.nowMs()
-		h.deliverMessage(r.from, m, ev.To, false)
+		h.deliverLive(r.from, m, ev.To, conv.Transient)
 		r.done(m, nil)
 	default:
 		c.inflight.Add(1)
@@ -238,7 +246,10 @@ func (e *engine) dispatcher() {
 				continue
 			}
 			j.entry.noteStored(stored)
-			offline := h.deliverMessage(r.from, stored, j.ev.To, h.wantsAfter(j.ev.Conversation))
+			offline := h.deliverLocal(r.from, stored, j.ev.To, h.wantsAfter(j.ev.Conversation))
+			if h.cl != nil {
+				h.cl.publishMessage(cluster.KindMessage, stored, j.ev.To, j.ev.Conversation.Transient)
+			}
 			r.done(stored, nil)
 			if j.rewrite != nil {
 				// A hook changed the body: the sender learns it through
@@ -294,4 +305,9 @@ func (h *Hub) recipients(s *convSnap, from string) []string {
 		return without(h.rooms.list(s.conv.ID), from)
 	}
 	return without(s.conv.Members, from)
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -36,6 +36,7 @@ type session struct {
 	bitmap   int64
 	token    string // device push token bound at open
 	openedAt time.Time
+	sid      string // the session's id among this node's (several nodes)
 	// peerless is set once the client sent a command without peerId: the
 	// SDK does that only for the first client of its Realtime (it set
 	// bit 128 and routes pushes without peerId to that client), so pushes
@@ -114,7 +115,7 @@ func (h *Hub) handleSession(c *conn, req *wire.GenericCommand) {
 		}
 		var online []string
 		for _, id := range ids {
-			if h.reg.online(id) {
+			if h.online(id) {
 				online = append(online, id)
 			}
 		}
@@ -252,36 +253,38 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 			kicked = append(kicked, o)
 		}
 	}
+	if reconnect && h.cl != nil {
+		// The same rule against sessions on other nodes: a session of the
+		// same device there is stale and yields when that node hears of
+		// this one (resolveConflicts); another device's is not replaced.
+		for _, o := range h.cl.remote.sessionsOf(clientID) {
+			if o.tag == "" || tokenOK && o.tag == tag && o.device != "" && o.device == deviceID {
+				continue
+			}
+			if !tokenOK || o.tag == tag {
+				r.mu.Unlock()
+				c.sendError(req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
+				return
+			}
+		}
+	}
 	for _, o := range append(kicked, replaced...) {
 		h.unregisterLocked(o)
 	}
 	r.addLocked(s)
+	if h.cl != nil {
+		h.cl.opened(s)
+	}
 	// On the socket before the lock is released: a conflicting login
 	// elsewhere that kicks s right after must find it there to remove it.
 	c.addSession(s)
 	r.mu.Unlock()
 
 	for _, o := range kicked {
-		// The kicked device's token must not let it back in (a re-login
-		// of it would kick the new device in turn).
-		rctx, rcancel := context.WithTimeout(h.ctx, storeTimeout)
-		if err := h.revoke(rctx, o.clientID, deviceKey(o.deviceID, o.tag)); err != nil {
-			h.log.Error("revoke the kicked session's tokens", append(o.logAttrs(), "err", err)...)
-		}
-		rcancel()
-		o.push(&wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_closed.Enum(),
-			SessionMessage: &wire.SessionCommand{Code: proto.Int32(realtime.CodeSessionConflict),
-				Reason: proto.String("SESSION_CONFLICT"), Detail: proto.String("logged in on another device with the same tag")}})
-		o.c.removeSession(o)
-		h.afterSessionEnd(o, "conflict", false)
+		h.yield(o, false)
 	}
 	for _, o := range replaced {
-		// Only that client leaves the old socket; others sharing it stay.
-		o.c.removeSession(o)
-		if o.c.sessionCount() == 0 {
-			o.c.closeWith(4111, "replaced by a newer connection of the same device", closeShutdown)
-		}
-		h.afterSessionEnd(o, "reconnect", false)
+		h.yield(o, true)
 	}
 
 	h.replyOpened(c, req, s)
@@ -291,6 +294,33 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	}
 	h.afterLogin(s, sm, reconnect)
 	h.runClientHook(true, &realtime.ClientEvent{ClientID: clientID, Tag: tag, DeviceID: deviceID})
+}
+
+// yield ends a session (already unregistered) that a newer one with the
+// same <clientId, tag> replaces: a stale connection of the same device
+// (replaced) leaves its socket quietly; another device's session is
+// kicked with 4111 SESSION_CONFLICT and its device's tokens revoked, so
+// that a re-login of it does not kick the new device in turn.
+func (h *Hub) yield(o *session, replaced bool) {
+	if replaced {
+		// Only that client leaves the old socket; others sharing it stay.
+		o.c.removeSession(o)
+		if o.c.sessionCount() == 0 {
+			o.c.closeWith(4111, "replaced by a newer connection of the same device", closeShutdown)
+		}
+		h.afterSessionEnd(o, "reconnect", false)
+		return
+	}
+	rctx, rcancel := context.WithTimeout(h.ctx, storeTimeout)
+	if err := h.revoke(rctx, o.clientID, deviceKey(o.deviceID, o.tag)); err != nil {
+		h.log.Error("revoke the kicked session's tokens", append(o.logAttrs(), "err", err)...)
+	}
+	rcancel()
+	o.push(&wire.GenericCommand{Cmd: wire.CommandType_session.Enum(), Op: wire.OpType_closed.Enum(),
+		SessionMessage: &wire.SessionCommand{Code: proto.Int32(realtime.CodeSessionConflict),
+			Reason: proto.String("SESSION_CONFLICT"), Detail: proto.String("logged in on another device with the same tag")}})
+	o.c.removeSession(o)
+	h.afterSessionEnd(o, "conflict", false)
 }
 
 // tokenFields are the session token fields of opened and refreshed.
@@ -333,7 +363,13 @@ func (h *Hub) unregisterLocked(s *session) bool {
 	if already {
 		return false
 	}
-	return h.reg.removeLocked(s)
+	if !h.reg.removeLocked(s) {
+		return false
+	}
+	if h.cl != nil {
+		h.cl.closed(s)
+	}
+	return true
 }
 
 func (h *Hub) afterSessionEnd(s *session, reason string, unexpected bool) {
@@ -342,7 +378,8 @@ func (h *Hub) afterSessionEnd(s *session, reason string, unexpected bool) {
 	}
 	if !h.reg.online(s.clientID) {
 		h.rooms.leaveAll(s.clientID)
-		if unexpected {
+		// The will goes when the client is gone from every node.
+		if unexpected && !h.online(s.clientID) && (h.cl == nil || !h.cl.dead.Load()) {
 			h.sendWill(s.clientID)
 		}
 	}

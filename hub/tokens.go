@@ -151,5 +151,11 @@ func (h *Hub) verifyToken(token, client string) (*sessionToken, error) {
 func (h *Hub) revoke(ctx context.Context, client, device string) error {
 	now := h.now()
 	h.revoked.add(client, device, now.UnixMicro())
-	return h.store.RevokeSessions(ctx, client, device, now)
+	if err := h.store.RevokeSessions(ctx, client, device, now); err != nil {
+		return err
+	}
+	if h.cl != nil {
+		h.cl.publishRevoke(client, device, now.UnixMicro())
+	}
+	return nil
 }

@@ -56,7 +56,7 @@ func (h *Hub) sendWill(clientID string) {
 		}
 		m.ID = newMessageID()
 		m.Timestamp = h.nowMs()
-		h.deliverMessage(nil, &m, without(s.conv.Members, clientID), false)
+		h.deliverLive(nil, &m, without(s.conv.Members, clientID), false)
 	})
 }
 

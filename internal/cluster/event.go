@@ -88,15 +88,16 @@ type Msg struct {
 }
 
 // Push is an encoded command (a protobuf GenericCommand without peerId)
-// for the sessions of some clients, or of a conversation's members that
-// asked for group receipts, or of a chat room's joiners.
+// for the sessions of some clients, or of a conversation's members.
 type Push struct {
 	Frame   []byte   `json:"f"`
 	Clients []string `json:"c,omitempty"`
-	Skip    string   `json:"s,omitempty"` // a client among Clients left out
-	// GroupReceipts: the sessions that asked for group receipts and whose
-	// client is a member of the event's Conv (but Skip).
-	GroupReceipts bool `json:"gr,omitempty"`
+	// Members: the sessions of the members of the event's Conv instead of
+	// Clients.
+	Members bool   `json:"mb,omitempty"`
+	Skip    string `json:"s,omitempty"` // a client left out
+	// GroupOnly keeps only the sessions that asked for group receipts.
+	GroupOnly bool `json:"go,omitempty"`
 }
 
 // Kick ends sessions: those of Client on every node (All), or the listed
@@ -187,7 +188,7 @@ func (ev *Event) check() error {
 		if ev.Push == nil || len(ev.Push.Frame) == 0 {
 			return bad("frame")
 		}
-		if ev.Push.GroupReceipts && ev.Conv == "" {
+		if ev.Push.Members && ev.Conv == "" {
 			return bad("conversation")
 		}
 	case KindConv:

@@ -35,7 +35,7 @@ func TestMessageRoundTrip(t *testing.T) {
 func TestDecodeRefusesIncompleteEvents(t *testing.T) {
 	for _, in := range []string{
 		``, `{}`, `{"k":"zz"}`, `{"k":"m"}`, `{"k":"m","c":"x"}`, `{"k":"l","c":"x"}`,
-		`{"k":"p"}`, `{"k":"p","p":{"f":""}}`, `{"k":"p","p":{"f":"AA==","gr":true}}`,
+		`{"k":"p"}`, `{"k":"p","p":{"f":""}}`, `{"k":"p","p":{"f":"AA==","mb":true}}`,
 		`{"k":"c"}`, `{"k":"x"}`, `{"k":"r","r":{}}`, `{"k":"s"}`, `{"k":"d"}`, `[1]`, `{"k":"m",`,
 	} {
 		if _, err := Decode([]byte(in)); err == nil {
@@ -50,7 +50,7 @@ func TestDecodeRefusesIncompleteEvents(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	for _, ev := range []*Event{
 		{Kind: KindMessage, Conv: "c", Msg: &Msg{ID: "1", From: "a", Binary: []byte{0, 1}}},
-		{Kind: KindPush, Conv: "c", Push: &Push{Frame: []byte{8, 1}, Clients: []string{"a"}, GroupReceipts: true}},
+		{Kind: KindPush, Conv: "c", Push: &Push{Frame: []byte{8, 1}, Clients: []string{"a"}, Members: true, GroupOnly: true}},
 		{Kind: KindPresence, Node: "n", Sessions: []Session{{ID: "1", Client: "a", Tag: "t"}}, Gone: []string{"2"}},
 		{Kind: KindKick, Kick: &Kick{Client: "a", Sessions: []string{"n/1"}, Code: 4111}},
 	} {

@@ -21,9 +21,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	natsbroker "github.com/leanhub/realtime/broker/nats"
+	"github.com/leanhub/realtime/broker/pgnotify"
 	"github.com/leanhub/realtime/hooks"
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/push"
@@ -45,6 +48,9 @@ type options struct {
 	appKey   string
 	keywords string
 	sdkDir   string
+	broker   string
+	node     string
+	lease    time.Duration
 }
 
 func main() {
@@ -64,6 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.appKey, "app-key", "", "LeanCloud app key handed to the page")
 	fs.StringVar(&o.keywords, "keywords", "", `file of words to filter, one per line (default: the built-in list "badword")`)
 	fs.StringVar(&o.sdkDir, "sdk-dir", "", "folder holding im-browser.min.js (default: look in ./e2e/node_modules and ./node_modules, else use a CDN)")
+	fs.StringVar(&o.broker, "broker", "", "join the other processes on this database: nats://host:4222 (NATS), or postgres (LISTEN/NOTIFY on -db); default: a single node")
+	fs.StringVar(&o.node, "node", "", "this process's name among the nodes (default: random)")
+	fs.DurationVar(&o.lease, "node-lease", 0, "how long a node that stops renewing counts as alive; its clients' will messages go out after it (default 15s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -101,7 +110,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	broker, closeBroker, err := openBroker(ctx, opts, st)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	defer closeBroker()
+	if broker == nil && isPostgres(opts.db) {
+		logger.Info("single node: a second process on this database needs -broker (nats://... or postgres) to deliver to this one's clients")
+	}
 	h, err := hub.New(st, &hub.Config{
+		Broker:    broker,
+		Node:      opts.node,
+		NodeLease: opts.lease,
 		AppID:  opts.appID,
 		AppKey: opts.appKey,
 		Logger: logger,
@@ -185,4 +206,37 @@ func keywordFilter(path string) (*hooks.KeywordFilter, error) {
 		return nil, fmt.Errorf("keywords: %w", err)
 	}
 	return f, nil
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// openBroker returns the broker -broker names (nil for a single node) and
+// what closes it after the hub shut down.
+func openBroker(ctx context.Context, o *options, st *store.SQL) (hub.Broker, func(), error) {
+	none := func() {}
+	switch b := o.broker; {
+	case b == "":
+		return nil, none, nil
+	case b == "postgres":
+		if !isPostgres(o.db) {
+			return nil, none, errors.New("-broker postgres needs a postgres:// -db")
+		}
+		pb, err := pgnotify.New(ctx, st, nil)
+		if err != nil {
+			return nil, none, err
+		}
+		return pb, none, nil
+	case strings.HasPrefix(b, "nats://") || strings.HasPrefix(b, "tls://"):
+		if !isPostgres(o.db) {
+			return nil, none, errors.New("several nodes share one PostgreSQL database: -broker needs a postgres:// -db")
+		}
+		nb, err := natsbroker.Connect(b, nil)
+		if err != nil {
+			return nil, none, fmt.Errorf("connect to NATS: %w", err)
+		}
+		return nb, nb.Close, nil
+	}
+	return nil, none, fmt.Errorf("-broker %q: want nats://host:port or postgres", o.broker)
 }

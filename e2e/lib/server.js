@@ -82,10 +82,10 @@ let appSeq = 0;
  * @param {string} [opts.binary] which Go main to run: 'chat' (examples/chat, the default) or
  *   'testserver' (e2e/testserver: test hooks and POST /sign)
  */
-async function startServer({ db = 'sqlite', args = [], binary = 'chat' } = {}) {
+async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: fixedAppId, appIdFlag = true } = {}) {
   appSeq += 1;
   // One Realtime per appId per process in SDK 5.x: every server in a process gets its own id.
-  const appId = process.env.E2E_APP_ID || `e2e${RUN_ID}${process.pid}x${appSeq}`;
+  const appId = fixedAppId || process.env.E2E_APP_ID || `e2e${RUN_ID}${process.pid}x${appSeq}`;
   const appKey = process.env.E2E_APP_KEY || 'e2e-app-key';
   if (process.env.E2E_SERVER_URL || db === 'external') {
     const base = (process.env.E2E_SERVER_URL || '').replace(/\/+$/, '');
@@ -107,7 +107,7 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat' } = {}) {
     throw new Error(`unknown db ${db}`);
   }
 
-  const argv = ['-addr', '127.0.0.1:0', '-db', dbArg, '-app-id', appId, ...args];
+  const argv = ['-addr', '127.0.0.1:0', '-db', dbArg, ...(appIdFlag ? ['-app-id', appId] : []), ...args];
   const child = spawn(bin, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const append = chunk => {
@@ -148,6 +148,7 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat' } = {}) {
 
   let stopped = false;
   return {
+    child,
     base,
     imServer: base + '/im',
     appId,
@@ -169,4 +170,49 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat' } = {}) {
   };
 }
 
-module.exports = { startServer, backends, buildApp, RUN_ID, REPO_ROOT };
+/**
+ * Several nodes (E2E_NODES > 1): the number of app processes a cluster group starts, and the
+ * broker that joins them (E2E_BROKER: nats, the default, or postgres).
+ */
+function clusterMode() {
+  const nodes = Number(process.env.E2E_NODES || 1);
+  if (nodes <= 1) return null;
+  const broker = process.env.E2E_BROKER || 'nats';
+  if (!['nats', 'postgres'].includes(broker)) throw new Error(`E2E_BROKER=${broker}: want nats or postgres`);
+  return { nodes, broker };
+}
+
+/**
+ * Starts `nodes` app processes on one PostgreSQL database joined by a broker, and resolves to
+ * {nodes: [server...], base, imServer, appId, appKey, backend, logs(), stop()}; the fields
+ * of the first node stand for the cluster. The nodes serve any app id (no -app-id): SDK 5.x
+ * allows one Realtime per app id in a process, so the harness gives each node's Realtime an
+ * app id of its own (one deployment serves them all alike).
+ */
+async function startCluster({ nodes = 3, broker = 'nats', args = [], binary = 'chat' } = {}) {
+  appSeq += 1;
+  const appId = `e2e${RUN_ID}${process.pid}x${appSeq}`;
+  const brokerArg = broker === 'nats' ? (process.env.E2E_NATS_URL || 'nats://127.0.0.1:4222') : 'postgres';
+  const started = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      started.push(await startServer({
+        db: 'postgres', binary, appIdFlag: false, appId: `${appId}n${i}`,
+        args: ['-broker', brokerArg, '-node', `${appId}-node${i}`, '-node-lease', '2s', ...args],
+      }));
+    }
+  } catch (err) {
+    await Promise.all(started.map(n => n.stop()));
+    throw err;
+  }
+  const first = started[0];
+  return {
+    ...first,
+    nodes: started,
+    backend: `postgres, ${nodes} nodes, ${broker}`,
+    logs: () => started.map((n, i) => `--- node ${i}\n${n.logs()}`).join('\n'),
+    async stop() { await Promise.all(started.map(n => n.stop())); },
+  };
+}
+
+module.exports = { startServer, startCluster, clusterMode, backends, buildApp, RUN_ID, REPO_ROOT };

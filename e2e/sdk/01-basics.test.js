@@ -12,7 +12,7 @@ const {
 } = require('../lib/clients');
 
 for (const noBinary of [false, true]) {
-  eachBackend(`basics (${noBinary ? 'noBinary base64' : 'binary'})`, { realtime: { noBinary } }, ctx => {
+  eachBackend(`basics (${noBinary ? 'noBinary base64' : 'binary'})`, { realtime: { noBinary }, cluster: true }, ctx => {
     const { TextMessage, MessageQueryDirection } = ctx.SDK;
     test('Tom creates a conversation with Jerry and Jerry receives his text', T, async () => {
       const { Tom, Jerry } = ids('Tom', 'Jerry');

@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const { Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS } = require('../lib/clients');
 
-eachBackend('mentions', {}, ctx => {
+eachBackend('mentions', { cluster: true }, ctx => {
   const { TextMessage } = ctx.SDK;
 
   test('setMentionList([Tom]): Tom is mentioned, Kate is not; both see the list', T, async () => {

@@ -21,7 +21,7 @@ async function pair(ctx, name) {
   return { Tom, Jerry, tom, jerry, tomConv, jerryConv, original };
 }
 
-eachBackend('edit and recall', {}, ctx => {
+eachBackend('edit and recall', { cluster: true }, ctx => {
   const { TextMessage, RecalledMessage } = ctx.SDK;
 
   test('update(old, new): Jerry gets MESSAGE_UPDATE with the new content; history has it', T, async () => {

@@ -9,7 +9,7 @@ const {
   Event, ids, waitFor, sendText, eventsOf, expectNoEvent, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-eachBackend('transient messages', {}, ctx => {
+eachBackend('transient messages', { cluster: true }, ctx => {
   const { TextMessage } = ctx.SDK;
 
   test('an online member receives a transient message; the send resolves', T, async () => {

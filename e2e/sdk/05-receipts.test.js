@@ -10,7 +10,7 @@ const {
   Event, ids, waitFor, eventsOf, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-eachBackend('receipts', {}, ctx => {
+eachBackend('receipts', { cluster: true }, ctx => {
   const { TextMessage, MessageStatus } = ctx.SDK;
 
   test('delivery and read receipts update lastDeliveredAt and lastReadAt', T, async () => {

@@ -10,7 +10,7 @@ const { Event, ids, waitFor, eventsOf, expectNoEvent } = require('../lib/clients
 
 const WILL = 'I am a will message. I will be sent out to other members in the conversation when the sender goes offline unexpectedly.';
 
-eachBackend('will messages', {}, ctx => {
+eachBackend('will messages', { cluster: true }, ctx => {
   test('SIGKILLed sender: the other member receives the will message', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const jerry = await ctx.login(Jerry);

@@ -10,7 +10,7 @@ const {
   Event, ids, waitFor, sendText, eventsOf, expectNoEvent, tapCommands, withTimeout, WAIT_MS,
 } = require('../lib/clients');
 
-eachBackend('unread sync', {}, ctx => {
+eachBackend('unread sync', { cluster: true }, ctx => {
   test('messages sent while offline: UNREAD_MESSAGES_COUNT_UPDATE on login with count and lastMessage', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom);

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const { Event, ids, waitFor, sendText, eventsOf, expectNoEvent } = require('../lib/clients');
 
-eachBackend('multi-device sign-on', {}, ctx => {
+eachBackend('multi-device sign-on', { cluster: true }, ctx => {
   test('same clientId and tag: the earlier device gets CONFLICT with a reason', T, async () => {
     const { Tom, Jerry } = ids('Tom', 'Jerry');
     const tom = await ctx.login(Tom, { tag: 'Mobile' });

@@ -471,6 +471,36 @@ func TestClusterConflictsLogoutAndUnread(t *testing.T) {
 	})
 }
 
+// A read on one node counts on another: the cursor is the store's.
+func TestClusterReadOnOneNodeUnreadOnAnother(t *testing.T) {
+	eachCluster(t, 3, nil, func(t *testing.T, nodes []*clusterNode) {
+		ctx := ctxT(t)
+		a, b, c := nodes[0], nodes[1], nodes[2]
+		tom := a.login(t, "Tom", lcclient.OpenOptions{})
+		conv, err := tom.StartConversation(ctx, "Jerry")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tom.SendText(ctx, conv, "offline 1")
+		tom.SendText(ctx, conv, "offline 2")
+		jerry := b.login(t, "Jerry", lcclient.OpenOptions{})
+		nextOf(t, jerry, wire.CommandType_unread, "unread on login")
+		tom.SendText(ctx, conv, "online 3")
+		nextMessage(t, jerry, "online 3")
+		if err := jerry.Read(ctx, conv, 0); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		jerry.Close()
+		tom.SendText(ctx, conv, "after read")
+		again := c.login(t, "Jerry", lcclient.OpenOptions{})
+		un := nextOf(t, again, wire.CommandType_unread, "unread on the second login").GetUnreadMessage()
+		if len(un.GetConvs()) != 1 || un.GetConvs()[0].GetUnread() != 1 {
+			t.Fatalf("unread after a read on another node: %v", un)
+		}
+	})
+}
+
 func TestClusterWillOfADeadNode(t *testing.T) {
 	eachCluster(t, 3, nil, func(t *testing.T, nodes []*clusterNode) {
 		ctx := ctxT(t)

@@ -224,3 +224,29 @@ func (b *cursorBuffer) overlayUnread(client string, tuples []realtime.UnreadTupl
 	}
 	return out
 }
+
+// settle writes one client's pending moves now, before its logout is
+// answered: with several nodes the client may log in on another node
+// next, whose login sync reads the store (the overlay is per node). If
+// the write fails the moves go back into the buffer.
+func (b *cursorBuffer) settle(ctx context.Context, client string) {
+	b.mu.Lock()
+	var mine []realtime.Cursor
+	for k, c := range b.moves {
+		if k.client == client {
+			mine = append(mine, c)
+			delete(b.moves, k)
+		}
+	}
+	b.mu.Unlock()
+	if len(mine) == 0 {
+		return
+	}
+	if err := b.e.h.store.UpdateCursors(ctx, mine); err != nil {
+		b.e.h.log.Error("write cursors at logout; will retry", "client", client, "err", err)
+		for _, c := range mine {
+			b.read(c.ConvID, c.ClientID, c.ReadSeq, c.ReadAt, c.ReadMessageID)
+			b.delivered(c.ConvID, c.ClientID, c.DeliveredAt)
+		}
+	}
+}

@@ -149,6 +149,9 @@ func (h *Hub) logout(s *session) {
 	} else {
 		h.noWill.remember(s.clientID)
 	}
+	if h.cl != nil {
+		h.eng.cursors.settle(ctx, s.clientID)
+	}
 	s.c.removeSession(s)
 	h.endSession(s, "logout", false)
 }

@@ -7,11 +7,10 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
-const { SDK, ids, sendText } = require('../lib/clients');
+const { ids, sendText } = require('../lib/clients');
 
-const { ConversationQuery } = SDK;
-
-eachBackend('conversation queries', {}, ctx => {
+eachBackend('conversation queries (ConversationQuery methods)', {}, ctx => {
+  const { ConversationQuery } = ctx.SDK;
   test('ConversationQuery methods find what they say, with custom attributes read back', T, async () => {
     const { Tom, Jerry, Kate } = ids('Tom', 'Jerry', 'Kate');
     const tom = await ctx.login(Tom);

@@ -9,7 +9,12 @@ const assert = require('node:assert/strict');
 const { eachBackend, T } = require('../lib/suite');
 const { ids, sendText } = require('../lib/clients');
 
-eachBackend('conversation queries (ConversationQuery methods)', {}, ctx => {
+// Private groups (VisibleToMembers): each query finds the client's own conversations among the
+// matching ones, whatever other runs left in a shared PostgreSQL database.
+eachBackend('conversation queries (ConversationQuery methods)', {
+  binary: 'testserver', args: ['-private-groups'], external: 'needs e2e/testserver -private-groups',
+}, ctx => {
+  // 5.x exports ConversationQuery with its and/or combinators; 4.3.1 has neither.
   const { ConversationQuery } = ctx.SDK;
   test('ConversationQuery methods find what they say, with custom attributes read back', T, async () => {
     const { Tom, Jerry, Kate } = ids('Tom', 'Jerry', 'Kate');
@@ -45,14 +50,16 @@ eachBackend('conversation queries (ConversationQuery methods)', {}, ctx => {
     assert.deepEqual(idsOf(await q().notEqualTo('type', 'private').find()), [b.id]);
     assert.deepEqual(idsOf(await q().exists('attr.level').find()), [c.id]);
     assert.deepEqual(idsOf(await q().sizeEqualTo('m', 3).find()), [b.id]);
-    assert.deepEqual(
-      set(await ConversationQuery.or(q().equalTo('name', 'party'), q().exists('level')).find()),
-      [b.id, c.id].sort(),
-    );
-    assert.deepEqual(
-      idsOf(await ConversationQuery.and(q().equalTo('type', 'private'), q().greaterThan('rank', 3)).find()),
-      [c.id],
-    );
+    if (ConversationQuery) {
+      assert.deepEqual(
+        set(await ConversationQuery.or(q().equalTo('name', 'party'), q().exists('level')).find()),
+        [b.id, c.id].sort(),
+      );
+      assert.deepEqual(
+        idsOf(await ConversationQuery.and(q().equalTo('type', 'private'), q().greaterThan('rank', 3)).find()),
+        [c.id],
+      );
+    }
     assert.deepEqual(idsOf(await q().descending('attr.rank').find()), [b.id, c.id, a.id]);
     assert.deepEqual(idsOf(await q().ascending('type').addDescending('rank').find()), [c.id, a.id, b.id]);
     assert.deepEqual(idsOf(await q().ascending('rank').skip(1).limit(1).find()), [c.id]);
@@ -79,8 +86,10 @@ eachBackend('conversation queries (ConversationQuery methods)', {}, ctx => {
 
     await assert.rejects(jerry.getQuery().matches('name', '(').find(), err => err.code === 4310);
     await assert.rejects(jerry.getQuery().ascending('m').find(), err => err.code === 4310);
-    const deep = [...Array(20)].reduce(inner => ConversationQuery.and(inner, jerry.getQuery().equalTo('name', 'x')),
-      jerry.getQuery().equalTo('name', 'x'));
-    await assert.rejects(deep.find(), err => err.code === 4310 && /deeper than 8/.test(err.detail || err.message));
+    if (ConversationQuery) {
+      const deep = [...Array(20)].reduce(inner => ConversationQuery.and(inner, jerry.getQuery().equalTo('name', 'x')),
+        jerry.getQuery().equalTo('name', 'x'));
+      await assert.rejects(deep.find(), err => err.code === 4310 && /deeper than 8/.test(err.detail || err.message));
+    }
   });
 });

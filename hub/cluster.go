@@ -62,6 +62,10 @@ type clusterNode struct {
 
 	droppedOut, droppedIn atomic.Int64
 	subscriptions         atomic.Int32
+	// ready is closed once the broker first subscribed and presence was
+	// loaded: until then the node would miss what others publish, so
+	// logins wait for it.
+	ready chan struct{}
 
 	nextSession atomic.Uint64
 	remote      *remotePresence
@@ -125,6 +129,7 @@ func newCluster(h *Hub, b Broker, ps realtime.PresenceStore) (*clusterNode, erro
 		adds:     map[string]realtime.Presence{},
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
+		ready:    make(chan struct{}),
 	}
 	if f, ok := b.(interface{ FedByStore() bool }); ok {
 		c.fedByStore = f.FedByStore()
@@ -342,6 +347,7 @@ func (c *clusterNode) receiver() {
 		case markSubscribed:
 			if c.subscriptions.Add(1) == 1 {
 				c.loadPresence()
+				close(c.ready)
 			} else {
 				c.resync("broker reconnected")
 			}
@@ -417,6 +423,46 @@ func (c *clusterNode) loadPresence() {
 		return
 	}
 	c.remote.replace(c.node, all)
+}
+
+// readyTimeout bounds how long a login waits for a node that has not
+// joined the others yet.
+const readyTimeout = 10 * time.Second
+
+// waitReady waits until the node receives the other nodes' events.
+func (c *clusterNode) waitReady() error {
+	select {
+	case <-c.ready:
+		return nil
+	default:
+	}
+	t := time.NewTimer(readyTimeout)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+		return nil
+	case <-t.C:
+		return realtime.ErrAppNotAvailable.WithDetail("this node has not joined the others yet (broker not subscribed)")
+	case <-c.h.ctx.Done():
+		return errShutDown
+	}
+}
+
+// Ready reports whether the hub serves: for several nodes, once it
+// receives the other nodes' events.
+func (h *Hub) Ready() bool {
+	if h.isClosing() {
+		return false
+	}
+	if h.cl == nil {
+		return true
+	}
+	select {
+	case <-h.cl.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // --- presence ---

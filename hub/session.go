@@ -169,6 +169,12 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("client id must be 1-%d characters without spaces or control characters", maxClientIDLen))
 		return
 	}
+	if h.cl != nil {
+		if err := h.cl.waitReady(); err != nil {
+			c.sendError(req, err)
+			return
+		}
+	}
 	if existing := c.session(clientID); existing != nil && existing.clientID == clientID {
 		// Opening again on the same socket: answer as if new.
 		h.replyOpened(c, req, existing)

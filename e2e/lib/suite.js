@@ -75,6 +75,7 @@ function eachBackend(title, opts, body) {
             }
             server.sdk = sdk.name;
             server.sdkServer = server.nodes[0].sdkServer;
+            server.proxy = ctx.proxy = ctx.proxies[0]; // the first login's node
             // What a test does to "the" Realtime (pause, resume) it does to every node's.
             ctx.realtime = {
               pause: () => ctx.realtimes.forEach(r => r.pause()),
@@ -91,6 +92,7 @@ function eachBackend(title, opts, body) {
           after(async () => {
             if (ctx.realtime) ctx.realtime._close();
             await Promise.all((ctx.proxies || []).map(p => p.close()));
+            ctx.proxy = undefined;
             if (ctx.server) await ctx.server.stop();
           });
           body(ctx);

@@ -124,6 +124,10 @@ func (b *Broker) Publish(ctx context.Context, events []hub.BrokerEvent) error {
 
 var pingData = []byte("ping")
 
+// subscribePing is how often a listener that has not heard its first ping
+// pings again.
+const subscribePing = 100 * time.Millisecond
+
 // Run implements hub.Broker.
 func (b *Broker) Run(ctx context.Context, r hub.BrokerReceiver) error {
 	prune := time.Now()
@@ -164,7 +168,13 @@ func (b *Broker) listen(ctx context.Context, r hub.BrokerReceiver, prune *time.T
 		return err
 	}
 	for {
-		_, payload, err := ln.ReceiveTimeout(ctx, b.ping)
+		// Until the first ping comes back, ping often: the LISTEN may
+		// not have taken effect when the first one was sent.
+		wait := b.ping
+		if !subscribed {
+			wait = subscribePing
+		}
+		_, payload, err := ln.ReceiveTimeout(ctx, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -174,7 +184,7 @@ func (b *Broker) listen(ctx context.Context, r hub.BrokerReceiver, prune *time.T
 				return err
 			}
 			quiet++
-			if quiet > 2 {
+			if subscribed && quiet > 2 || !subscribed && quiet > int(b.ping/subscribePing)*2 {
 				return errors.New("pgnotify: the listener hears nothing, not even its pings")
 			}
 			if err := b.st.Notify(ctx, b.channel, b.origin, [][]byte{pingData}); err != nil {

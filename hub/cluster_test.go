@@ -501,6 +501,47 @@ func TestClusterReadOnOneNodeUnreadOnAnother(t *testing.T) {
 	})
 }
 
+// The SDK's paused connection: a read, a drop, messages from another
+// node meanwhile, a reconnect to the same node.
+func TestClusterReconnectAfterReadCountsOnlyNewMessages(t *testing.T) {
+	eachCluster(t, 2, nil, func(t *testing.T, nodes []*clusterNode) {
+		ctx := ctxT(t)
+		a, b := nodes[0], nodes[1]
+		tom := a.login(t, "Tom", lcclient.OpenOptions{})
+		jerry := b.login(t, "Jerry", lcclient.OpenOptions{})
+		conv, err := jerry.StartConversation(ctx, "Tom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		jerry.SendText(ctx, conv, "before")
+		m := nextMessage(t, tom, "before")
+		if err := tom.Read(ctx, conv, m.Timestamp); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "Jerry's read receipt", func() error {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			p, err := jerry.NextOf(rctx, wire.CommandType_rcp)
+			if err != nil {
+				return err
+			}
+			if !p.GetRcpMessage().GetRead() {
+				return errors.New("not a read receipt")
+			}
+			return nil
+		})
+		tom.Close()
+		for _, s := range []string{"1", "2", "3"} {
+			jerry.SendText(ctx, conv, "while away "+s)
+		}
+		again := a.login(t, "Tom", lcclient.OpenOptions{Reconnect: true})
+		un := nextOf(t, again, wire.CommandType_unread, "unread on reconnect").GetUnreadMessage()
+		if len(un.GetConvs()) != 1 || un.GetConvs()[0].GetUnread() != 3 {
+			t.Fatalf("unread after a read and a reconnect: %v", un)
+		}
+	})
+}
+
 func TestClusterWillOfADeadNode(t *testing.T) {
 	eachCluster(t, 3, nil, func(t *testing.T, nodes []*clusterNode) {
 		ctx := ctxT(t)

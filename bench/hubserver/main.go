@@ -27,6 +27,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	natsbroker "github.com/leanhub/realtime/broker/nats"
+	"github.com/leanhub/realtime/broker/pgnotify"
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/store"
 )
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	window := fs.Duration("group-commit-window", 0, "store.Options.GroupCommitWindow (0: the store's default; negative: no waiting)")
 	maxBatch := fs.Int("max-batch", 0, "store.Options.MaxBatch (0: the store's default)")
 	readConns := fs.Int("read-conns", 0, "store.Options.ReadConns for SQLite (0: the store's default)")
+	maxConns := fs.Int("max-conns", 0, "store.Options.MaxConns: PostgreSQL pool bound (0: the store's default)")
+	brokerFlag := fs.String("broker", "", "one of several nodes: nats://host:port, or postgres (LISTEN/NOTIFY on -db)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -84,13 +88,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	st, err := store.Open(ctx, *db, &store.Options{Logger: logger, MaxMembers: *maxMembers,
-		GroupCommitWindow: *window, MaxBatch: *maxBatch, ReadConns: *readConns})
+		GroupCommitWindow: *window, MaxBatch: *maxBatch, ReadConns: *readConns, MaxConns: *maxConns})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	var broker hub.Broker
+	switch b := *brokerFlag; {
+	case b == "":
+	case b == "postgres":
+		pb, err := pgnotify.New(ctx, st, nil)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		broker = pb
+	default:
+		nb, err := natsbroker.Connect(b, nil)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		defer nb.Close()
+		broker = nb
 	}
 	h, err := hub.New(st, &hub.Config{
 		AppID:  *appID,
 		Logger: logger,
+		Broker: broker,
 		Limits: hub.Limits{
 			SendRate:      *sendRate,
 			SendBurst:     *sendBurst,

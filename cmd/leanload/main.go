@@ -40,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c loadtest.Config
 	var asJSON, quiet bool
 	fs.StringVar(&c.Scenario, "scenario", "fanout", "fanout, pairs, idle or storm")
-	fs.StringVar(&c.Server, "server", "", "the SDK's server option: http(s) URL where GET /v1/route answers (e.g. http://127.0.0.1:8080/im)")
+	fs.StringVar(&c.Server, "server", "", "the SDK's server option: http(s) URL where GET /v1/route answers (e.g. http://127.0.0.1:8080/im); several nodes of one deployment, comma-separated, spread the clients over them")
 	fs.StringVar(&c.WS, "ws", "", "a websocket URL to use directly instead of asking the router (the SDK's RTMServers)")
 	fs.StringVar(&c.AppID, "app-id", "leanload", "app id sent at login")
 	fs.StringVar(&c.UA, "ua", "", "user agent sent at login (default leanload/1 ...)")

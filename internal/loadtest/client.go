@@ -37,6 +37,9 @@ const (
 // ClientOptions are shared by the clients of one scenario.
 type ClientOptions struct {
 	Endpoint     *Endpoint
+	// Endpoints, when set, are the nodes of a deployment of several:
+	// clients spread over them by index (see Client.endpoint).
+	Endpoints []*Endpoint
 	AppID        string
 	UA           string
 	Tag          string // "" sends no tag
@@ -118,7 +121,7 @@ func (c *Client) Login(ctx context.Context) error { return c.open(ctx, false, fa
 func (c *Client) Relogin(ctx context.Context) error { return c.open(ctx, true, false) }
 
 func (c *Client) open(ctx context.Context, reconnect, refreshRoute bool) error {
-	u, err := c.opts.Endpoint.URL(ctx, refreshRoute)
+	u, err := c.endpoint().URL(ctx, refreshRoute)
 	if err != nil {
 		return err
 	}
@@ -376,8 +379,8 @@ func (c *Client) handlePush(cmd *wire.GenericCommand, at time.Time) {
 	case wire.CommandType_goaway:
 		// The server is going away: the SDK re-routes and reconnects. The
 		// socket close that follows triggers the reconnect.
-		if c.opts.Endpoint != nil {
-			go c.opts.Endpoint.URL(context.Background(), true) //nolint:errcheck // best effort refresh
+		if ep := c.endpoint(); ep != nil {
+			go ep.URL(context.Background(), true) //nolint:errcheck // best effort refresh
 		}
 	}
 }
@@ -429,4 +432,14 @@ func (c *Client) sendRead(f Flush) {
 	if err != nil && !errors.Is(err, ErrClosed) && c.opts.Errors != nil && !c.closed.Load() {
 		c.opts.Errors.Add("read-write", err.Error())
 	}
+}
+
+// endpoint is the deployment node this client connects to: with several
+// (ClientOptions.Endpoints) client i uses node i mod n (the sender, index
+// -1, the first).
+func (c *Client) endpoint() *Endpoint {
+	if n := len(c.opts.Endpoints); n > 0 {
+		return c.opts.Endpoints[max(c.Index, 0)%n]
+	}
+	return c.opts.Endpoint
 }

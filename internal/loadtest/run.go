@@ -173,7 +173,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		target = cfg.WS
 	}
 	r := &Result{Scenario: cfg.Scenario, Target: target, Prefix: cfg.Prefix, Phases: map[string]float64{}, errs: &Errors{}}
-	env := &env{cfg: &cfg, res: r, ep: &Endpoint{Server: cfg.Server, WS: cfg.WS, AppID: cfg.AppID}}
+	env := &env{cfg: &cfg, res: r}
+	if strings.Contains(cfg.Server, ",") {
+		// Several nodes of one deployment: clients spread over them.
+		for _, s := range strings.Split(cfg.Server, ",") {
+			env.eps = append(env.eps, &Endpoint{Server: strings.TrimSpace(s), AppID: cfg.AppID})
+		}
+		env.ep = env.eps[0]
+	} else {
+		env.ep = &Endpoint{Server: cfg.Server, WS: cfg.WS, AppID: cfg.AppID}
+	}
 	var err error
 	switch cfg.Scenario {
 	case "fanout":
@@ -198,6 +207,7 @@ type env struct {
 	cfg *Config
 	res *Result
 	ep  *Endpoint
+	eps []*Endpoint // several nodes (Config.Server a comma-separated list)
 }
 
 func (e *env) logf(format string, args ...any) {
@@ -211,7 +221,7 @@ func (e *env) fail(format string, args ...any) {
 }
 
 func (e *env) clientOptions() *ClientOptions {
-	return &ClientOptions{Endpoint: e.ep, AppID: e.cfg.AppID, UA: e.cfg.UA, Tag: e.cfg.Tag,
+	return &ClientOptions{Endpoint: e.ep, Endpoints: e.eps, AppID: e.cfg.AppID, UA: e.cfg.UA, Tag: e.cfg.Tag,
 		ConfigBitmap: ConfigBitmapSDK5, Errors: e.res.errs}
 }
 

@@ -31,12 +31,17 @@ mkdir -p "$OUT/bin"
 go build -o "$OUT/bin/hubserver" ./bench/hubserver
 go build -o "$OUT/bin/leanload" ./cmd/leanload
 
-pids=()
-schemas=()
+# start runs in a subshell ($(...)): what it starts is recorded in files.
+: >"$OUT/pids"
+: >"$OUT/schemas"
+stop_all() {
+  while read -r p; do kill "$p" 2>/dev/null || true; done <"$OUT/pids"
+  while read -r p; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done <"$OUT/pids"
+  : >"$OUT/pids"
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for s in "${schemas[@]}"; do psql "$DSN" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  stop_all
+  while read -r s; do psql "$DSN" -qc "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done <"$OUT/schemas"
 }
 trap cleanup EXIT
 
@@ -44,24 +49,18 @@ trap cleanup EXIT
 start() {
   local name=$1 n=$2 broker=$3 schema urls=""
   schema="cluster_bench_${name//-/_}_$$"
-  schemas+=("$schema")
+  echo "$schema" >>"$OUT/schemas"
   psql "$DSN" -v ON_ERROR_STOP=1 -qc "CREATE SCHEMA $schema" >/dev/null
   for i in $(seq 1 "$n"); do
     local args=(-db "$DSN&search_path=$schema" -addr 127.0.0.1:0 -max-conns "${MAX_CONNS:-8}")
     [ -n "$broker" ] && args+=(-broker "$broker")
     "$OUT/bin/hubserver" "${args[@]}" >"$OUT/$name.$i.out" 2>"$OUT/$name.$i.server.log" &
-    pids+=($!)
+    echo $! >>"$OUT/pids"
     for _ in $(seq 1 100); do grep -q http "$OUT/$name.$i.out" 2>/dev/null && break; sleep 0.1; done
     grep -q http "$OUT/$name.$i.out" || { echo "node $i of $name did not start:" >&2; cat "$OUT/$name.$i.server.log" >&2; exit 1; }
     urls+="${urls:+,}$(grep -o 'http://[^ ]*' "$OUT/$name.$i.out")"
   done
   echo "$urls"
-}
-
-stop_all() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
 }
 
 field() { # field FILE PATH: a number from a leanload JSON (python3 is on every CI image we use)

@@ -571,3 +571,98 @@ func TestClusterWillOfADeadNode(t *testing.T) {
 		noMore(t, tom, wire.CommandType_direct, "a second will")
 	})
 }
+
+// A node whose broker connection drops may have missed events: it has its
+// sockets reconnect (and the SDKs fetch what they missed). Here the
+// PostgreSQL backend of one node's LISTEN connection is terminated.
+func TestClusterNodeResynchronizesAfterLosingItsBroker(t *testing.T) {
+	dsn := clusterSchema(t)
+	var nodes []*clusterNode
+	var brokers []*pgnotify.Broker
+	for range 2 {
+		st, err := store.Open(context.Background(), dsn, &store.Options{MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := pgnotify.New(context.Background(), st, &pgnotify.Options{PingInterval: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		brokers = append(brokers, b)
+		h, err := hub.New(st, &hub.Config{AppID: "cluster", SessionSecret: []byte("k"), Broker: b, NodeLease: 1500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := chi.NewRouter()
+		r.Mount("/im", h)
+		srv := httptest.NewServer(r)
+		n := &clusterNode{h: h, st: st, srv: srv}
+		nodes = append(nodes, n)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			h.Shutdown(ctx)
+			srv.Close()
+			st.Close()
+		})
+	}
+	ctx := ctxT(t)
+	a, b := nodes[0], nodes[1]
+	tom := a.login(t, "Tom", lcclient.OpenOptions{})
+	jerry := b.login(t, "Jerry", lcclient.OpenOptions{})
+	conv, err := tom.StartConversation(ctx, "Jerry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tom.SendText(ctx, conv, "hello")
+	nextMessage(t, jerry, "before the cut")
+
+	// Cut node b's listener: its backend is the one LISTENing on b's
+	// channel whose pid is not ours.
+	var pids []int
+	if err := b.st.DB().NewRaw("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND query LIKE ?",
+		"%"+brokers[1].Channel()+"%").Scan(ctx, &pids); err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("found %d listeners on the channel, want 2 (one per node)", len(pids))
+	}
+	// Which one is b's: terminate each in turn would cut both; instead
+	// terminate both and expect both nodes to resynchronize.
+	for _, pid := range pids {
+		if _, err := b.st.DB().ExecContext(ctx, "SELECT pg_terminate_backend(?)", pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-jerry.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Jerry's socket stayed open on a node that lost its broker connection")
+	}
+	if code := jerry.CloseStatus(); code != 1012 {
+		t.Fatalf("close code %d, want 1012 (service restart: reconnect)", code)
+	}
+	// The SDKs reconnect; the nodes deliver across again.
+	waitReady(t, a)
+	waitReady(t, b)
+	again := b.login(t, "Jerry", lcclient.OpenOptions{Reconnect: true})
+	tom2 := a.login(t, "Tom", lcclient.OpenOptions{Reconnect: true})
+	waitOnline(t, a, "Jerry")
+	if _, err := tom2.SendText(ctx, conv, "after the cut"); err != nil {
+		t.Fatal(err)
+	}
+	m := nextMessage(t, again, "after the cut")
+	if m.Data != text("after the cut") {
+		t.Fatalf("Jerry got %+v", m)
+	}
+}
+
+func waitReady(t *testing.T, n *clusterNode) {
+	t.Helper()
+	eventually(t, "node ready", func() error {
+		if !n.h.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+}

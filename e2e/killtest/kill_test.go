@@ -570,4 +570,3 @@ func natsURL(t *testing.T) string {
 	c.Close()
 	return u
 }
-

@@ -123,10 +123,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Broker:    broker,
 		Node:      opts.node,
 		NodeLease: opts.lease,
-		AppID:  opts.appID,
-		AppKey: opts.appKey,
-		Logger: logger,
-		Hooks:  []any{filter},
+		AppID:     opts.appID,
+		AppKey:    opts.appKey,
+		Logger:    logger,
+		Hooks:     []any{filter},
 		// A logging pusher stands in for APNs/FCM. Browsers register no
 		// devices, so it only fires for native SDK clients with a token.
 		Pusher: push.Log{Logger: logger},

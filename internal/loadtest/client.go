@@ -36,10 +36,10 @@ const (
 
 // ClientOptions are shared by the clients of one scenario.
 type ClientOptions struct {
-	Endpoint     *Endpoint
+	Endpoint *Endpoint
 	// Endpoints, when set, are the nodes of a deployment of several:
 	// clients spread over them by index (see Client.endpoint).
-	Endpoints []*Endpoint
+	Endpoints    []*Endpoint
 	AppID        string
 	UA           string
 	Tag          string // "" sends no tag

@@ -21,12 +21,20 @@ import (
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/pgtest"
 	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/store"
 )
 
 func TestMain(m *testing.M) {
+	// A schema of this run's own: other runs and branches (other
+	// migrations) never meet these tables.
+	cleanup := pgtest.IsolateProcess("hubtest")
 	goleak.VerifyTestMain(m,
+		goleak.Cleanup(func(code int) {
+			cleanup()
+			os.Exit(code)
+		}),
 		// database/sql and the SQLite driver keep pool goroutines until Close.
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
 		goleak.IgnoreAnyFunction("github.com/uptrace/bun/driver/pgdriver.(*Connector).Connect"),

@@ -5,7 +5,7 @@
 // E2E_SERVER_URL=http://127.0.0.1:PORT skips building and starting: the tests then talk to
 // whatever server listens there (the reference stub, or an app started by hand).
 
-const { spawn, execFile } = require('node:child_process');
+const { spawn, execFile, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -25,6 +25,38 @@ const BINARIES = {
 };
 
 const buildPromises = new Map();
+
+let pgDSN; // this process's own schema on REALTIME_TEST_POSTGRES_DSN's database (see postgresDSN)
+
+/**
+ * The DSN the apps of this test process use: a schema of its own (created with psql, dropped
+ * when the process exits), so that runs and branches with other migrations never share
+ * tables. Without psql it is the DSN as given.
+ */
+function postgresDSN() {
+  if (pgDSN) return pgDSN;
+  const base = process.env.REALTIME_TEST_POSTGRES_DSN;
+  if (!base) throw new Error('db "postgres" needs REALTIME_TEST_POSTGRES_DSN');
+  const schema = `e2e_${RUN_ID}_${process.pid}`;
+  try {
+    execFileSync('psql', [base, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE SCHEMA ${schema}`], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30000 });
+  } catch (err) {
+    process.stderr.write(`e2e: cannot create a schema with psql (${err.message.split('\n')[0]}); using the database's default schema\n`);
+    pgDSN = base;
+    return pgDSN;
+  }
+  process.on('exit', () => {
+    try {
+      execFileSync('psql', [base, '-qc', `DROP SCHEMA IF EXISTS ${schema} CASCADE`], { stdio: 'ignore', timeout: 30000 });
+    } catch (_) {
+      // best effort
+    }
+  });
+  const u = new URL(base);
+  u.searchParams.set('search_path', schema);
+  pgDSN = u.toString();
+  return pgDSN;
+}
 
 /**
  * Builds a Go main (default ./examples/chat) into a temp dir once per process; resolves to the
@@ -101,8 +133,7 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: f
   if (db === 'sqlite') {
     dbArg = path.join(dir, 'chat.db');
   } else if (db === 'postgres') {
-    dbArg = process.env.REALTIME_TEST_POSTGRES_DSN;
-    if (!dbArg) throw new Error('db "postgres" needs REALTIME_TEST_POSTGRES_DSN');
+    dbArg = postgresDSN();
   } else {
     throw new Error(`unknown db ${db}`);
   }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leanhub/realtime/internal/pgtest"
 )
 
 func TestRoutes(t *testing.T) {
@@ -215,4 +217,11 @@ func testRun(t *testing.T, db string) {
 	case <-time.After(shutdownTimeout + 5*time.Second):
 		t.Fatal("run did not return after its context was cancelled")
 	}
+}
+
+func TestMain(m *testing.M) {
+	cleanup := pgtest.IsolateProcess("chattest")
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }

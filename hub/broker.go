@@ -83,6 +83,9 @@ const (
 	EventPresence
 	// EventNodeDown says a node is gone, with all its sessions.
 	EventNodeDown
+	// EventCursors are delivered and read cursor moves not yet written
+	// (other nodes' receipts queries and login syncs overlay them).
+	EventCursors
 )
 
 // StoreAnnounced reports whether a store that announces its changes
@@ -111,6 +114,8 @@ func (k EventKind) String() string {
 		return "presence"
 	case EventNodeDown:
 		return "node-down"
+	case EventCursors:
+		return "cursors"
 	}
 	return "unknown"
 }

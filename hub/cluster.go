@@ -287,6 +287,20 @@ func (c *clusterNode) publishRevoke(client, device string, at int64) {
 		Revoke: &cluster.Revoke{Client: client, Device: device, At: at}})
 }
 
+// publishCursors tells the other nodes of cursor moves not yet written.
+func (c *clusterNode) publishCursors(cs []realtime.Cursor) {
+	for len(cs) > 0 {
+		n := min(len(cs), presenceChunk)
+		ev := &cluster.Event{Kind: cluster.KindCursors, Cursors: make([]cluster.Cursor, n)}
+		for i, m := range cs[:n] {
+			ev.Cursors[i] = cluster.Cursor{Conv: m.ConvID, Client: m.ClientID, Delivered: m.DeliveredAt,
+				ReadSeq: m.ReadSeq, ReadAt: m.ReadAt, ReadMID: m.ReadMessageID}
+		}
+		cs = cs[n:]
+		c.enqueue(EventCursors, ev)
+	}
+}
+
 // publishKick ends a client's sessions on the other nodes.
 func (c *clusterNode) publishKick(k *cluster.Kick) {
 	c.enqueue(EventKick, &cluster.Event{Kind: cluster.KindKick, Kick: k})
@@ -391,6 +405,13 @@ func (c *clusterNode) apply(ev *cluster.Event) {
 		if ev.Node != c.node {
 			c.remote.dropNode(ev.Node)
 		}
+	case cluster.KindCursors:
+		cs := make([]realtime.Cursor, len(ev.Cursors))
+		for i, m := range ev.Cursors {
+			cs[i] = realtime.Cursor{ConvID: m.Conv, ClientID: m.Client, DeliveredAt: m.Delivered,
+				ReadSeq: m.ReadSeq, ReadAt: m.ReadAt, ReadMessageID: m.ReadMID}
+		}
+		h.eng.cursors.addRemote(cs)
 	}
 }
 
@@ -518,6 +539,7 @@ func (c *clusterNode) presenceLoop() {
 			}
 			c.renew()
 			c.reap()
+			h.eng.cursors.forgetRemote()
 		}
 	}
 }

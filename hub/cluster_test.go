@@ -542,6 +542,36 @@ func TestClusterReconnectAfterReadCountsOnlyNewMessages(t *testing.T) {
 	})
 }
 
+// Who read a message is known on every node as soon as it is read on
+// one, before the reader's node wrote the cursor.
+func TestClusterReceiptsQueryOnAnotherNode(t *testing.T) {
+	eachCluster(t, 2, nil, func(t *testing.T, nodes []*clusterNode) {
+		ctx := ctxT(t)
+		a, b := nodes[0], nodes[1]
+		tom := a.login(t, "Tom", lcclient.OpenOptions{})
+		jerry := b.login(t, "Jerry", lcclient.OpenOptions{})
+		conv, _ := tom.StartConversation(ctx, "Jerry")
+		sent, err := tom.SendText(ctx, conv, "read me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nextMessage(t, jerry, "read me")
+		if err := jerry.Read(ctx, conv, 0); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "Jerry's read seen on Tom's node", func() error {
+			_, read, err := a.h.Receipts(ctx, conv, sent.ID)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(read, "Jerry") {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+	})
+}
+
 func TestClusterWillOfADeadNode(t *testing.T) {
 	eachCluster(t, 3, nil, func(t *testing.T, nodes []*clusterNode) {
 		ctx := ctxT(t)

@@ -20,9 +20,20 @@ import (
 //
 // Readers of cursors (login sync, receipts queries) overlay the pending
 // moves on what the store returns, so nothing looks older than it is.
+//
+// With several nodes the overlay must know the other nodes' pending moves
+// too (a client reads on one node, its peer asks for receipts on
+// another): the writer publishes new moves every cursorPublishInterval,
+// and each node keeps the others' for remoteCursorTTL, longer than they
+// take to reach the store.
 
 const (
 	cursorFlushInterval = 20 * time.Millisecond
+	// cursorPublishInterval is how often new moves go to the other nodes.
+	cursorPublishInterval = 5 * time.Millisecond
+	// remoteCursorTTL is how long another node's move stays in the
+	// overlay.
+	remoteCursorTTL = 5 * time.Second
 	// maxPendingCursors bounds the moves waiting for the store (a long
 	// store outage): beyond it new delivered-only moves are dropped (the
 	// SDK acks again later); read moves are always kept.
@@ -38,14 +49,87 @@ type cursorBuffer struct {
 	// writing are the moves of the write in progress: readers see them
 	// until the store has them.
 	writing map[cursorKey]realtime.Cursor
-	signal  chan struct{}
+	// fresh are the moves not yet published to the other nodes (several
+	// nodes only); remote are theirs.
+	fresh  map[cursorKey]realtime.Cursor
+	remote map[cursorKey]remoteCursor
+	signal chan struct{}
 	// failures counts consecutive failed writes (backoff).
 	failures int
 	dropped  int64
 }
 
+type remoteCursor struct {
+	c  realtime.Cursor
+	at time.Time
+}
+
 func newCursorBuffer(e *engine) *cursorBuffer {
 	return &cursorBuffer{e: e, moves: make(map[cursorKey]realtime.Cursor), signal: make(chan struct{}, 1)}
+}
+
+// note records a move in fresh (for the other nodes); b.mu is held.
+func (b *cursorBuffer) noteLocked(k cursorKey, c realtime.Cursor) {
+	if b.e.h.cl == nil {
+		return
+	}
+	if b.fresh == nil {
+		b.fresh = make(map[cursorKey]realtime.Cursor)
+	}
+	b.fresh[k] = mergeCursor(b.fresh[k], c)
+}
+
+// mergeCursor is the furthest of two moves of one cursor.
+func mergeCursor(a, c realtime.Cursor) realtime.Cursor {
+	a.ConvID, a.ClientID = c.ConvID, c.ClientID
+	a.DeliveredAt = max(a.DeliveredAt, c.DeliveredAt)
+	if c.ReadSeq > a.ReadSeq {
+		a.ReadSeq, a.ReadAt, a.ReadMessageID = c.ReadSeq, c.ReadAt, c.ReadMessageID
+	}
+	return a
+}
+
+// publishFresh hands the moves not yet published to the other nodes.
+func (b *cursorBuffer) publishFresh() {
+	b.mu.Lock()
+	fresh := b.fresh
+	b.fresh = nil
+	b.mu.Unlock()
+	if len(fresh) == 0 {
+		return
+	}
+	list := make([]realtime.Cursor, 0, len(fresh))
+	for _, c := range fresh {
+		list = append(list, c)
+	}
+	b.e.h.cl.publishCursors(list)
+}
+
+// addRemote merges another node's moves into the overlay.
+func (b *cursorBuffer) addRemote(cs []realtime.Cursor) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.remote == nil {
+		b.remote = make(map[cursorKey]remoteCursor)
+	}
+	for _, c := range cs {
+		k := cursorKey{c.ConvID, c.ClientID}
+		b.remote[k] = remoteCursor{c: mergeCursor(b.remote[k].c, c), at: now}
+	}
+}
+
+// forgetRemote drops other nodes' moves older than remoteCursorTTL (the
+// store has them by then).
+func (b *cursorBuffer) forgetRemote() {
+	cut := time.Now().Add(-remoteCursorTTL)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, r := range b.remote {
+		if r.at.Before(cut) {
+			delete(b.remote, k)
+		}
+	}
 }
 
 // delivered records that client received conv's messages up to ts.
@@ -61,6 +145,7 @@ func (b *cursorBuffer) delivered(conv, client string, ts int64) {
 	if ts > c.DeliveredAt {
 		c.ConvID, c.ClientID, c.DeliveredAt = conv, client, ts
 		b.moves[k] = c
+		b.noteLocked(k, c)
 	}
 	b.mu.Unlock()
 	b.wake()
@@ -77,6 +162,7 @@ func (b *cursorBuffer) read(conv, client string, seq, ts int64, mid string) {
 	}
 	c.DeliveredAt = max(c.DeliveredAt, ts)
 	b.moves[k] = c
+	b.noteLocked(k, c)
 	b.mu.Unlock()
 	b.wake()
 }
@@ -89,14 +175,10 @@ func (b *cursorBuffer) pending(conv, client string) (realtime.Cursor, bool) {
 	k := cursorKey{conv, client}
 	c, ok := b.moves[k]
 	if w, wok := b.writing[k]; wok {
-		if !ok {
-			return w, true
-		}
-		c.DeliveredAt = max(c.DeliveredAt, w.DeliveredAt)
-		if w.ReadSeq > c.ReadSeq {
-			c.ReadSeq, c.ReadAt, c.ReadMessageID = w.ReadSeq, w.ReadAt, w.ReadMessageID
-		}
-		ok = true
+		c, ok = mergeCursor(c, w), true
+	}
+	if r, rok := b.remote[k]; rok {
+		c, ok = mergeCursor(c, r.c), true
 	}
 	return c, ok
 }
@@ -119,14 +201,36 @@ func (b *cursorBuffer) run() {
 			b.flush(context.Background())
 			return
 		}
-		// Let moves gather for a moment: one statement for many.
+		// Let moves gather for a moment: one statement for many. With
+		// several nodes, what is new goes to the others meanwhile.
 		t := time.NewTimer(b.backoff())
-		select {
-		case <-t.C:
-		case <-quit:
-			t.Stop()
-			b.flush(context.Background())
-			return
+		var pub <-chan time.Time
+		var tick *time.Ticker
+		if b.e.h.cl != nil {
+			b.publishFresh()
+			tick = time.NewTicker(cursorPublishInterval)
+			pub = tick.C
+		}
+	gather:
+		for {
+			select {
+			case <-t.C:
+				break gather
+			case <-pub:
+				b.publishFresh()
+			case <-quit:
+				t.Stop()
+				if tick != nil {
+					tick.Stop()
+					b.publishFresh()
+				}
+				b.flush(context.Background())
+				return
+			}
+		}
+		if tick != nil {
+			tick.Stop()
+			b.publishFresh()
 		}
 		b.flush(context.Background())
 	}

@@ -41,6 +41,17 @@
 // written in batches. Shutdown closes every socket (after a goaway), lets
 // queued work finish and returns when every goroutine the hub started is
 // gone.
+//
+// # Several nodes
+//
+// One hub is one node. To run several hub processes behind a load
+// balancer on one PostgreSQL database, give each a Broker (Config.Broker:
+// broker/nats, or broker/pgnotify on the database itself). A hub without
+// a broker does not know about other processes on its database: their
+// clients would not hear its clients live. With one, every change above
+// reaches the other nodes' sessions and caches, presence (online status,
+// <clientId, tag> conflicts, will messages) spans the nodes, and a node
+// that dies is reaped by the others within Config.NodeLease. See Broker.
 package hub
 
 import (

@@ -40,6 +40,9 @@ const (
 	KindPresence Kind = "s"
 	// KindNodeDown: a node is gone with all its sessions (Node).
 	KindNodeDown Kind = "d"
+	// KindCursors: delivered and read cursors a node moved and has not
+	// written yet (Cursors): the others overlay them on the store's.
+	KindCursors Kind = "u"
 )
 
 // MaxEventSize bounds an encoded event a receiver accepts.
@@ -65,6 +68,7 @@ type Event struct {
 	Revoke   *Revoke   `json:"r,omitempty"`
 	Sessions []Session `json:"s,omitempty"`
 	Gone     []string  `json:"g,omitempty"` // session ids of Node that closed
+	Cursors  []Cursor  `json:"u,omitempty"`
 	Node     string    `json:"n,omitempty"`
 }
 
@@ -118,6 +122,16 @@ type Revoke struct {
 	Client string `json:"c"`
 	Device string `json:"d,omitempty"`
 	At     int64  `json:"at"`
+}
+
+// Cursor is one member's cursor move.
+type Cursor struct {
+	Conv      string `json:"c"`
+	Client    string `json:"p"`
+	Delivered int64  `json:"d,omitempty"`
+	ReadSeq   int64  `json:"rs,omitempty"`
+	ReadAt    int64  `json:"rt,omitempty"`
+	ReadMID   string `json:"rm,omitempty"`
 }
 
 // Session is one live session of a node.
@@ -202,6 +216,10 @@ func (ev *Event) check() error {
 	case KindRevoke:
 		if ev.Revoke == nil || ev.Revoke.Client == "" {
 			return bad("client")
+		}
+	case KindCursors:
+		if len(ev.Cursors) == 0 {
+			return bad("cursors")
 		}
 	case KindPresence, KindNodeDown:
 		if ev.Node == "" {

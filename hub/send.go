@@ -233,7 +233,13 @@ func (e *engine) dispatcher() {
 			if err != nil {
 				j.entry.inflight.Add(-1)
 				if realtime.AsError(err) == realtime.ErrInternal {
-					h.log.Error("store a message", "conv", r.msg.ConvID, "client", r.msg.From, "err", err)
+					if h.isClosing() {
+						// Cut by the shutdown: the sender is told, the
+						// SDK resends after reconnecting.
+						h.log.Warn("message not stored: shutting down", "conv", r.msg.ConvID, "client", r.msg.From, "err", err)
+					} else {
+						h.log.Error("store a message", "conv", r.msg.ConvID, "client", r.msg.From, "err", err)
+					}
 				}
 				r.done(nil, err)
 				continue

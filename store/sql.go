@@ -185,7 +185,14 @@ func Open(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 
 func openSQLite(ctx context.Context, dsn string, opts *Options) (*SQL, error) {
 	path, query, _ := strings.Cut(dsn, "?")
+	uri := strings.HasPrefix(path, "file:")
 	path = strings.TrimPrefix(path, "file:")
+	if !uri {
+		// A plain path goes into a file: URI, where '#' would start a
+		// fragment (cutting the path short) and '%' an escape: SQLite
+		// decodes %HH in URI paths.
+		path = strings.NewReplacer("%", "%25", "#", "%23").Replace(path)
+	}
 	if path == "" {
 		return nil, fmt.Errorf("store: empty SQLite path in %q", dsn)
 	}

@@ -122,3 +122,24 @@ func TestPostgresDevices(t *testing.T) {
 	}
 	storetest.RunDevices(t, func(t *testing.T) realtime.DeviceStore { return openPG(t, nil) })
 }
+
+// A path with '#' or '%' is that file, not a shorter one (the path goes
+// into a file: URI where '#' starts a fragment).
+func TestSQLitePathWithHashAndPercent(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a#1.db", "a%231.db"} {
+		s, err := store.Open(context.Background(), filepath.Join(dir, name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for _, name := range []string{"a#1.db", "a%231.db"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+		t.Error("the path was cut at '#'")
+	}
+}

@@ -24,6 +24,11 @@ func (h *Hub) deliverLocal(from *session, m *realtime.Message, to []string, want
 			targets = append(targets, o)
 		}
 	}
+	if m.Seq > 0 {
+		// A session whose login sync reports the message gets it from
+		// the sync only.
+		targets = slices.DeleteFunc(targets, func(t *session) bool { return !t.admitStored(m) })
+	}
 	h.fanout(directPush(m), targets, nil)
 	if h.cl != nil && len(offline) > 0 {
 		offline = h.cl.remote.offline(offline)

@@ -45,6 +45,123 @@ type session struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// The login sync window. A message sent before the client logged in
+	// reaches it through the login sync only (its count, its last
+	// message), as on one node; one sent after is pushed live, with its
+	// MESSAGE event. From registration until the login sync answered,
+	// stored messages for the session wait in held; after it, those sent
+	// before the login that the sync reported (synced: conversation ->
+	// newest seq) are not pushed when they arrive late (from another
+	// node). syncCheck is set while any of this applies, so that
+	// deliveries to other sessions take no lock.
+	syncCheck atomic.Bool
+	syncMu    sync.Mutex
+	syncing   bool
+	held      []*realtime.Message
+	synced    map[string]int64
+	syncedAt  time.Time
+}
+
+const (
+	// maxHeld bounds the messages waiting for a session's login sync;
+	// beyond it they are dropped: they are stored already, so the sync,
+	// which has not answered yet, reports them.
+	maxHeld = 1024
+	// syncedMemory is how long a session remembers what its sync
+	// reported: longer than a message takes to reach another node.
+	syncedMemory = 30 * time.Second
+)
+
+// admitStored reports whether a stored message is pushed to s now; one
+// that arrives while the login sync runs is held for its end.
+func (s *session) admitStored(m *realtime.Message) bool {
+	if !s.syncCheck.Load() {
+		return true
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.syncing {
+		if len(s.held) < maxHeld {
+			s.held = append(s.held, m)
+		}
+		return false
+	}
+	if s.synced == nil || time.Since(s.syncedAt) > syncedMemory {
+		s.synced = nil
+		s.syncCheck.Store(false)
+		return true
+	}
+	return !s.sentBeforeLogin(m) || m.Seq > s.synced[m.ConvID]
+}
+
+// sentBeforeLogin reports whether m was stored before the session opened.
+func (s *session) sentBeforeLogin(m *realtime.Message) bool {
+	return m.Timestamp < s.openedAt.UnixMilli()
+}
+
+// endSync ends the login sync window: send (called with the sync's
+// tuples, adjusted) pushes what the sync tells, then the messages held
+// meanwhile are pushed live after it, all under the window's lock so that
+// no other push overtakes them. A held message the sync reported that was
+// sent before the login is left to the sync; one sent after it is pushed
+// live and taken out of the sync's count in unread mode (the SDK counts
+// every live message); in push-sync mode the sync sent it already. What
+// the sync reported is remembered for messages that arrive later.
+func (s *session) endSync(tuples []realtime.UnreadTuple, pushMode bool, send func([]realtime.UnreadTuple) error) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	var covered map[string]int64
+	for _, t := range tuples {
+		if t.Last != nil {
+			if covered == nil {
+				covered = make(map[string]int64, len(tuples))
+			}
+			covered[t.ConvID] = t.Last.Seq
+		}
+	}
+	counted := func(m *realtime.Message) bool {
+		seq, ok := covered[m.ConvID]
+		return ok && m.Seq <= seq
+	}
+	var live []*realtime.Message
+	taken := map[string]int{}
+	for _, m := range s.held {
+		switch {
+		case !counted(m):
+			live = append(live, m)
+		case s.sentBeforeLogin(m) || pushMode:
+			// The sync has it.
+		default:
+			live = append(live, m)
+			taken[m.ConvID]++
+		}
+	}
+	if len(taken) > 0 {
+		out := tuples[:0:0]
+		for _, t := range tuples {
+			t.Unread -= taken[t.ConvID]
+			if t.Unread > 0 {
+				out = append(out, t)
+			}
+		}
+		tuples = out
+	}
+	if len(tuples) > 0 {
+		if err := send(tuples); err != nil {
+			return err // still syncing: the next attempt ends the window
+		}
+	}
+	s.syncing = false
+	s.held = nil
+	s.synced, s.syncedAt = covered, time.Now()
+	if covered == nil {
+		s.syncCheck.Store(false)
+	}
+	for _, m := range live {
+		s.push(directPush(m))
+	}
+	return nil
 }
 
 func (s *session) groupReceipts() bool { return s.bitmap&bitGroupReceipts != 0 }
@@ -280,6 +397,9 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	for _, o := range append(kicked, replaced...) {
 		h.unregisterLocked(o)
 	}
+	// Stored messages wait for the login sync (afterLogin ends the window).
+	s.syncing = true
+	s.syncCheck.Store(true)
 	r.addLocked(s)
 	if h.cl != nil {
 		h.cl.opened(s)

@@ -66,19 +66,31 @@ func (h *Hub) syncUnread(s *session, since int64) error {
 	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
 	defer cancel()
 	notifTime := h.nowMs()
+	mark := h.eng.cursors.mark()
 	tuples, err := h.store.Unread(ctx, s.clientID, since, unreadNotifyMaxConvs)
 	if err != nil {
 		return err
 	}
-	tuples = h.eng.cursors.overlayUnread(s.clientID, tuples)
-	if len(tuples) == 0 {
+	tuples = h.eng.cursors.overlayUnread(s.clientID, tuples, mark)
+	pushMode := s.wantsPushSync()
+	var missed []*wire.GenericCommand
+	if pushMode && len(tuples) > 0 {
+		// Read before the window's lock: deliveries to the session wait
+		// on it.
+		if missed, err = h.missedMessages(ctx, tuples); err != nil {
+			return err
+		}
+	}
+	return s.endSync(tuples, pushMode, func(tuples []realtime.UnreadTuple) error {
+		if pushMode {
+			for _, cmd := range missed {
+				s.push(cmd)
+			}
+			return nil
+		}
+		s.push(unreadCommand(tuples, notifTime))
 		return nil
-	}
-	if s.wantsPushSync() {
-		return h.pushMissedMessages(ctx, s, tuples)
-	}
-	s.push(unreadCommand(tuples, notifTime))
-	return nil
+	})
 }
 
 func unreadCommand(tuples []realtime.UnreadTuple, notifTime int64) *wire.GenericCommand {
@@ -130,21 +142,22 @@ func (h *Hub) replayPatches(s *session, since int64) error {
 // by unread notifications and history pulls (lc.protobuf2.3).
 func (s *session) wantsPushSync() bool { return s.c.protocolVersion == 1 }
 
-// pushMissedMessages sends up to 20 missed messages per conversation as
+// missedMessages are up to 20 missed messages per conversation as
 // offline direct pushes, oldest first.
-func (h *Hub) pushMissedMessages(ctx context.Context, s *session, tuples []realtime.UnreadTuple) error {
+func (h *Hub) missedMessages(ctx context.Context, tuples []realtime.UnreadTuple) ([]*wire.GenericCommand, error) {
+	var out []*wire.GenericCommand
 	for _, t := range tuples {
 		n := min(t.Unread, pushSyncPerConvLimit)
 		msgs, err := h.store.History(ctx, realtime.HistoryQuery{ConvID: t.ConvID, Direction: realtime.Older, Limit: n})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i, m := range msgs {
 			cmd := directPush(m)
 			cmd.DirectMessage.Offline = proto.Bool(true)
 			cmd.DirectMessage.HasMore = proto.Bool(i == 0 && t.Unread > n)
-			s.push(cmd)
+			out = append(out, cmd)
 		}
 	}
-	return nil
+	return out, nil
 }

@@ -255,11 +255,12 @@ func (v storeView) Members(ctx context.Context, convID string) ([]realtime.Membe
 }
 
 func (v storeView) Unread(ctx context.Context, clientID string, since int64, limit int) ([]realtime.UnreadTuple, error) {
+	mark := v.h.eng.cursors.mark()
 	u, err := v.h.store.Unread(ctx, clientID, since, limit)
 	if err != nil {
 		return nil, err
 	}
-	return v.h.eng.cursors.overlayUnread(clientID, u), nil
+	return v.h.eng.cursors.overlayUnread(clientID, u, mark), nil
 }
 
 // stopped returns an error once Shutdown has begun.

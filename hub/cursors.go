@@ -20,6 +20,9 @@ import (
 //
 // Readers of cursors (login sync, receipts queries) overlay the pending
 // moves on what the store returns, so nothing looks older than it is.
+// That includes the moves of writes that completed while the read ran (its
+// snapshot may predate them): a reader takes a mark before it reads, and
+// the buffer keeps the last recentWrites written batches.
 //
 // With several nodes the overlay must know the other nodes' pending moves
 // too (a client reads on one node, its peer asks for receipts on
@@ -38,6 +41,10 @@ const (
 	// store outage): beyond it new delivered-only moves are dropped (the
 	// SDK acks again later); read moves are always kept.
 	maxPendingCursors = 1_000_000
+	// recentWrites is how many written batches stay in the overlay for
+	// reads that began before they were written (each batch is at least
+	// cursorFlushInterval apart).
+	recentWrites = 8
 )
 
 type cursorKey struct{ conv, client string }
@@ -57,6 +64,19 @@ type cursorBuffer struct {
 	// failures counts consecutive failed writes (backoff).
 	failures int
 	dropped  int64
+	// written counts completed writes; recent holds the last batches,
+	// recent[n%recentWrites] being the one that made written n.
+	written uint64
+	recent  [recentWrites]map[cursorKey]realtime.Cursor
+}
+
+// mark is taken before a store read of cursors, for the overlay after it.
+type cursorMark uint64
+
+func (b *cursorBuffer) mark() cursorMark {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return cursorMark(b.written)
 }
 
 type remoteCursor struct {
@@ -167,15 +187,20 @@ func (b *cursorBuffer) read(conv, client string, seq, ts int64, mid string) {
 	b.wake()
 }
 
-// pending returns the move of one cursor not yet written (queued, or
-// being written).
-func (b *cursorBuffer) pending(conv, client string) (realtime.Cursor, bool) {
+// pending returns the move of one cursor that a store read begun at mark
+// may not have seen: queued, being written, or written since the mark.
+func (b *cursorBuffer) pending(conv, client string, mark cursorMark) (realtime.Cursor, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := cursorKey{conv, client}
 	c, ok := b.moves[k]
 	if w, wok := b.writing[k]; wok {
 		c, ok = mergeCursor(c, w), true
+	}
+	for n := b.written; n > uint64(mark) && b.written-n < recentWrites; n-- {
+		if w, wok := b.recent[n%recentWrites][k]; wok {
+			c, ok = mergeCursor(c, w), true
+		}
 	}
 	if r, rok := b.remote[k]; rok {
 		c, ok = mergeCursor(c, r.c), true
@@ -275,6 +300,8 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 	b.writing = nil
 	if err == nil {
 		b.failures = 0
+		b.written++
+		b.recent[b.written%recentWrites] = batch
 		return
 	}
 	b.failures++
@@ -295,10 +322,10 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 }
 
 // overlayMembers moves the cursors of members to the pending moves.
-func (b *cursorBuffer) overlayMembers(members []realtime.Member) {
+func (b *cursorBuffer) overlayMembers(members []realtime.Member, mark cursorMark) {
 	for i := range members {
 		m := &members[i]
-		c, ok := b.pending(m.ConvID, m.ClientID)
+		c, ok := b.pending(m.ConvID, m.ClientID, mark)
 		if !ok {
 			continue
 		}
@@ -311,10 +338,10 @@ func (b *cursorBuffer) overlayMembers(members []realtime.Member) {
 
 // overlayUnread corrects a client's unread tuples for reads not yet
 // written: a conversation read up to its newest message drops out.
-func (b *cursorBuffer) overlayUnread(client string, tuples []realtime.UnreadTuple) []realtime.UnreadTuple {
+func (b *cursorBuffer) overlayUnread(client string, tuples []realtime.UnreadTuple, mark cursorMark) []realtime.UnreadTuple {
 	out := tuples[:0]
 	for _, t := range tuples {
-		c, ok := b.pending(t.ConvID, client)
+		c, ok := b.pending(t.ConvID, client, mark)
 		if ok && c.ReadSeq > 0 && t.Last != nil && t.Last.Seq > 0 {
 			left := t.Last.Seq - c.ReadSeq
 			if left <= 0 {

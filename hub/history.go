@@ -46,11 +46,12 @@ func (e *engine) snapshot(ctx context.Context, id string) (*convEntry, *convSnap
 // members returns a conversation's member cursors with the moves not yet
 // written to the store.
 func (h *Hub) members(ctx context.Context, convID string) ([]realtime.Member, error) {
+	mark := h.eng.cursors.mark()
 	ms, err := h.store.Members(ctx, convID)
 	if err != nil {
 		return nil, err
 	}
-	h.eng.cursors.overlayMembers(ms)
+	h.eng.cursors.overlayMembers(ms, mark)
 	return ms, nil
 }
 

@@ -495,12 +495,28 @@ func (c *conn) reply(req *wire.GenericCommand, res *wire.GenericCommand) {
 func (c *conn) sendError(req *wire.GenericCommand, err error) {
 	e := realtime.AsError(err)
 	if e == realtime.ErrInternal && err != nil && !errors.Is(err, realtime.ErrInternal) {
-		c.h.log.Error("internal error", "err", err, "cmd", req.GetCmd().String())
+		if c.closing() && errors.Is(err, context.Canceled) {
+			// The socket went away while its request ran: nobody to
+			// tell, nothing wrong.
+			c.h.log.Debug("request cut by the socket's close", "err", err, "cmd", req.GetCmd().String())
+		} else {
+			c.h.log.Error("internal error", "err", err, "cmd", req.GetCmd().String())
+		}
 	}
 	if req.I == nil {
 		return
 	}
 	c.reply(req, &wire.GenericCommand{Cmd: wire.CommandType_error.Enum(), ErrorMessage: errorCommand(e)})
+}
+
+// closing reports whether the socket is being closed.
+func (c *conn) closing() bool {
+	select {
+	case <-c.quit:
+		return true
+	default:
+		return false
+	}
 }
 
 // pushError sends a coded error that answers no request (a frame that

@@ -8,6 +8,7 @@
 //	leanload -server http://127.0.0.1:8080/im -scenario pairs -pairs 500 -pair-messages 200
 //	leanload -server http://127.0.0.1:8080/im -scenario idle -sockets 10000 -pid $(pgrep -n hubserver)
 //	leanload -server http://127.0.0.1:8080/im -scenario storm -clients 2000 -restart-cmd './restart.sh'
+//	leanload -server http://127.0.0.1:8080/im -scenario flood -flood-for 20s
 //
 // It prints a human summary (and with -json one JSON object of every
 // figure on stdout) and exits 1 when a check failed: a message acked but
@@ -39,7 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c loadtest.Config
 	var asJSON, quiet bool
-	fs.StringVar(&c.Scenario, "scenario", "fanout", "fanout, pairs, idle or storm")
+	fs.StringVar(&c.Scenario, "scenario", "fanout", "fanout, pairs, idle, storm or flood")
 	fs.StringVar(&c.Server, "server", "", "the SDK's server option: http(s) URL where GET /v1/route answers (e.g. http://127.0.0.1:8080/im); several nodes of one deployment, comma-separated, spread the clients over them")
 	fs.StringVar(&c.WS, "ws", "", "a websocket URL to use directly instead of asking the router (the SDK's RTMServers)")
 	fs.StringVar(&c.AppID, "app-id", "leanload", "app id sent at login")
@@ -75,6 +76,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Steady, "steady", 0, "storm: extra clients (in pairs) chatting during the storm")
 	fs.Float64Var(&c.SteadyRate, "steady-rate", 2, "storm: msgs/s per steady client")
 	fs.DurationVar(&c.SteadyFor, "steady-for", 0, "storm: least time the steady clients chat from the start of the storm (default 5s)")
+
+	fs.DurationVar(&c.FloodFor, "flood-for", 0, "flood: how long one abusive socket sends every command family that writes or scans (default 10s)")
+	fs.IntVar(&c.FloodWorkers, "flood-workers", 0, "flood: requests in flight per command family (default 4)")
 
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object of all figures on stdout (the summary goes to stderr)")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")

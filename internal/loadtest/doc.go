@@ -61,6 +61,12 @@
 // notifTime and is owed nothing (NotOwed; an echo round trip after login
 // makes that rare). Steady extra clients, in pairs, chat meanwhile.
 //
+// flood: one abusive client on one socket sends conversation creations,
+// updates, queries, history pulls, edits and messages for FloodFor, with
+// FloodWorkers requests of each family in flight, and counts per family
+// what was served and what was refused (by code). It checks nothing: run
+// it beside another scenario to see what it costs honest clients.
+//
 // # Checks
 //
 // Every phase is bounded by PhaseTimeout; a phase that does not finish

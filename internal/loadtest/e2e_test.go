@@ -25,6 +25,10 @@ func TestScenariosEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	srv := hubtest.NewServer(t, st, &hub.Config{AppID: "leanload-test"})
+	// tight has small buckets for every command family, for the flood.
+	few := hub.Rate{PerSecond: 2, Burst: 4}
+	tight := hubtest.NewServer(t, st, &hub.Config{AppID: "leanload-test", Limits: hub.Limits{
+		SendRate: 2, SendBurst: 4, ConversationRate: few, PatchRate: few, QueryRate: few}})
 
 	var log io.Writer
 	if testing.Verbose() {
@@ -90,6 +94,21 @@ func TestScenariosEndToEnd(t *testing.T) {
 				t.Errorf("storm figures %+v", s)
 			}
 		}},
+		{"flood", func(c *loadtest.Config) {
+			c.Scenario, c.FloodFor, c.FloodWorkers, c.Server = "flood", time.Second, 2, tight.URL()
+		}, func(t *testing.T, r *loadtest.Result) {
+			// Every family is served up to its bucket and refused with
+			// 4116 beyond it.
+			for _, name := range loadtest.FloodFamilies {
+				f := r.Flood.Families[name]
+				if f == nil || f.Served == 0 || f.Refused["4116"] == 0 || f.Sent != f.Served+int64(sum(f.Refused)) {
+					t.Errorf("flood %s: %+v", name, f)
+				}
+			}
+			if r.Flood.Closed != "" {
+				t.Errorf("the flooder's socket was closed: %s", r.Flood.Closed)
+			}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,4 +145,11 @@ func TestRunRefusesBadConfig(t *testing.T) {
 			t.Errorf("config %+v accepted", c)
 		}
 	}
+}
+
+func sum(m map[string]int) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

@@ -15,7 +15,7 @@ import (
 
 // Config is one run. Zero fields take the defaults given (see Defaults).
 type Config struct {
-	Scenario string // fanout, pairs, idle, storm
+	Scenario string // fanout, pairs, idle, storm, flood
 
 	// Server is the SDK's server option (http(s) URL the router answers
 	// under); WS, when set, is a websocket URL used directly.
@@ -61,6 +61,10 @@ type Config struct {
 	Steady     int           // extra clients chatting during the storm
 	SteadyRate float64       // msgs/s per steady client
 	SteadyFor  time.Duration // least time the steady clients chat from the storm's start
+
+	// flood
+	FloodFor     time.Duration // how long the flood lasts
+	FloodWorkers int           // requests in flight per command family
 
 	// Log receives progress lines (nil: none).
 	Log io.Writer
@@ -120,6 +124,8 @@ func (c *Config) Defaults() {
 		c.SteadyRate = 2
 	}
 	defd(&c.SteadyFor, 5*time.Second)
+	defd(&c.FloodFor, 10*time.Second)
+	def(&c.FloodWorkers, 4)
 }
 
 func (c *Config) validate() error {
@@ -127,9 +133,9 @@ func (c *Config) validate() error {
 		return errors.New("give -server (the SDK's server option) or -ws")
 	}
 	switch c.Scenario {
-	case "fanout", "pairs", "idle", "storm":
+	case "fanout", "pairs", "idle", "storm", "flood":
 	default:
-		return fmt.Errorf("unknown scenario %q (fanout, pairs, idle, storm)", c.Scenario)
+		return fmt.Errorf("unknown scenario %q (fanout, pairs, idle, storm, flood)", c.Scenario)
 	}
 	if c.PairsMode != "concurrent" && c.PairsMode != "alternate" {
 		return fmt.Errorf("pairs mode %q: concurrent or alternate", c.PairsMode)
@@ -151,6 +157,7 @@ type Result struct {
 	Pairs    *PairsResult       `json:"pairs,omitempty"`
 	Idle     *IdleResult        `json:"idle,omitempty"`
 	Storm    *StormResult       `json:"storm,omitempty"`
+	Flood    *FloodResult       `json:"flood,omitempty"`
 	// Failures are what makes the run fail (exit status 1): missing or
 	// duplicated messages, mismatched notifications, a stuck phase.
 	Failures []string `json:"failures"`
@@ -193,6 +200,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = runIdle(ctx, env)
 	case "storm":
 		err = runStorm(ctx, env)
+	case "flood":
+		err = runFlood(ctx, env)
 	}
 	if err != nil {
 		r.Failures = append(r.Failures, err.Error())
@@ -366,6 +375,8 @@ func (r *Result) Summary() string {
 		b.WriteString(r.Idle.Summary())
 	case r.Storm != nil:
 		b.WriteString(r.Storm.Summary())
+	case r.Flood != nil:
+		b.WriteString(r.Flood.Summary())
 	}
 	fmt.Fprintf(&b, "\n  errors: %s", r.errs.String())
 	b.WriteString("\n  phases:")

@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 # serve DB: starts a hubserver with the default limits; sets url.
 serve() {
-  "$OUT/bin/hubserver" -db "$1" -send-rate 50 -send-burst 100 -max-members 1000 >"$OUT/server.out" 2>"$OUT/$2.server.log" &
+  "$OUT/bin/hubserver" -db "$1" -send-rate 50 -send-burst 100 -command-rate 0 -max-members 1000 >"$OUT/server.out" 2>"$OUT/$2.server.log" &
   server_pid=$!
   for _ in $(seq 1 100); do grep -q http "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done
   url=$(grep -o 'http://[^ ]*' "$OUT/server.out" | head -1)

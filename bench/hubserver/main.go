@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	sendRate := fs.Float64("send-rate", 1e9, "hub.Limits.SendRate: messages/s per client")
 	sendBurst := fs.Int("send-burst", 1<<30, "hub.Limits.SendBurst")
+	commandRate := fs.Float64("command-rate", 1e9, "hub.Limits ConversationRate, PatchRate, QueryRate and ReadRate per second (burst the same); 0 keeps the hub's defaults")
 	maxMembers := fs.Int("max-members", 1<<14, "hub.Limits.MaxMembers")
 	outbound := fs.Int("outbound-queue", 1<<14, "hub.Limits.OutboundQueue: frames waiting per socket before it is closed as a slow consumer")
 	window := fs.Duration("group-commit-window", 0, "store.Options.GroupCommitWindow (0: the store's default; negative: no waiting)")
@@ -120,6 +121,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			SendBurst:     *sendBurst,
 			MaxMembers:    *maxMembers,
 			OutboundQueue: *outbound,
+			// Zero (-command-rate 0) takes the hub's defaults.
+			ConversationRate: commandLimit(*commandRate),
+			PatchRate:        commandLimit(*commandRate),
+			QueryRate:        commandLimit(*commandRate),
+			ReadRate:         commandLimit(*commandRate),
 		},
 	})
 	if err != nil {
@@ -156,4 +162,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// commandLimit is a command family's bucket of rate a second.
+func commandLimit(rate float64) hub.Rate {
+	return hub.Rate{PerSecond: rate, Burst: int(min(rate, 1<<30))}
 }

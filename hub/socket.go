@@ -146,23 +146,25 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// The socket is counted before the upgrade answers: a client that
+	// has its 101 is counted when it dials again.
+	remoteIP := clientIP(r, h.cfg.TrustForwardedFor)
+	counted := h.limits.openSocket(remoteIP, h.cfg.Limits.MaxSocketsPerAddress)
+	defer func() {
+		if counted {
+			h.limits.closeSocket(remoteIP)
+		}
+	}()
 	hw := &hijackBatcher{ResponseWriter: w, timeout: h.cfg.WriteTimeout}
 	ws, err := websocket.Accept(hw, r, opts)
 	if err != nil {
 		h.log.Debug("websocket accept failed", "err", err)
 		return
 	}
-	remoteIP := clientIP(r, h.cfg.TrustForwardedFor)
-	if !h.limits.openSocket(remoteIP, h.cfg.Limits.MaxSocketsPerAddress) {
+	if !counted {
 		ws.Close(websocket.StatusTryAgainLater, "too many sockets from this address")
 		return
 	}
-	counted := true
-	defer func() {
-		if counted {
-			h.limits.closeSocket(remoteIP)
-		}
-	}()
 	sub := ws.Subprotocol()
 	if sub == "" || hw.conn == nil {
 		ws.Close(websocket.StatusPolicyViolation, "subprotocol lc.protobuf2.3 or lc.proto2base64.3 required")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -542,5 +543,121 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code == 0 {
 		t.Fatalf("exit 0 after a cut drain, want non-zero:\n%s", p.out.String())
+	}
+}
+
+// natsServer starts a nats-server of the test's own on a free port (so
+// the test can stop it) and returns its URL and a function that kills it.
+func natsServer(t *testing.T) (string, func()) {
+	t.Helper()
+	bin := "/usr/sbin/nats-server"
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		bin = p
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("nats-server not found: %v", err)
+		}
+		t.Skip("nats-server not installed (apt-get install nats-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nats-server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "nats://" + addr, stop
+}
+
+func waitStatus(t *testing.T, u string, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := status(t, u)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d within %v", u, got, want, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSeveralNodesShareABrokerAndReportItInReadiness: two leanhub
+// processes on one PostgreSQL schema deliver each other's messages through
+// the broker; with NATS, /readyz turns 503 while the broker is down.
+func TestSeveralNodesShareABrokerAndReportItInReadiness(t *testing.T) {
+	for _, broker := range []string{"nats", "postgres"} {
+		t.Run(broker, func(t *testing.T) {
+			dsn := backends(t)["postgres"](t)
+			ctx := ctxT(t, 90*time.Second)
+			arg := "postgres"
+			var stopNATS func()
+			if broker == "nats" {
+				arg, stopNATS = natsServer(t)
+			}
+			env := []string{"LEANHUB_MASTER_KEY=shared-master-key"}
+			a := startProc(t, env, "-db", dsn, "-broker", arg, "-node", "a", "-drain-delay", "0s")
+			b := startProc(t, env, "-db", dsn, "-broker", arg, "-node", "b", "-drain-delay", "0s")
+			waitStatus(t, a.root+"/readyz", 200, 20*time.Second)
+			waitStatus(t, b.root+"/readyz", 200, 20*time.Second)
+
+			tom := login(t, ctx, a, "any", "node-tom")
+			jerry := login(t, ctx, b, "any", "node-jerry")
+			cid, err := tom.StartConversation(ctx, "node-jerry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tom.SendText(ctx, cid, text("across")); err != nil {
+				t.Fatal(err)
+			}
+			m, err := jerry.NextMessage(ctx)
+			if err != nil || !strings.Contains(m.Data, "across") {
+				t.Fatalf("jerry on node b got %v, %v", m, err)
+			}
+			if got := scrape(t, b.root)["leanhub_broker_receive_lag_seconds_count"]; got < 1 {
+				t.Errorf("node b counted %v broker receptions, want at least 1", got)
+			}
+			if broker == "nats" {
+				if got := scrape(t, a.root)["leanhub_broker_published_events_total"]; got < 1 {
+					t.Errorf("node a published %v events, want at least 1", got)
+				}
+				stopNATS()
+				waitStatus(t, a.root+"/readyz", http.StatusServiceUnavailable, 10*time.Second)
+				if s := status(t, a.root+"/healthz"); s != 200 {
+					t.Errorf("/healthz = %d while only the broker is down", s)
+				}
+			}
+			for _, p := range []*proc{a, b} {
+				if code, _ := p.stop(t, 30*time.Second); code != 0 {
+					t.Errorf("exit %d:\n%s", code, p.out.String())
+				}
+			}
+		})
 	}
 }

@@ -526,11 +526,7 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 				byConv[a.conv][a.id] = true
 			}
 			for conv, ids := range byConv {
-				msgs, err := st.History(ctx, realtime.HistoryQuery{ConvID: conv, Limit: 100_000})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, m := range msgs {
+				for _, m := range allMessages(t, ctx, st, conv) {
 					delete(ids, m.ID)
 				}
 				if len(ids) > 0 {
@@ -538,6 +534,26 @@ func TestSigtermDrainsUnderLoad(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// allMessages pages through a conversation's history (a page is at most
+// 1000 messages).
+func allMessages(t *testing.T, ctx context.Context, st *store.SQL, conv string) []*realtime.Message {
+	t.Helper()
+	var all []*realtime.Message
+	q := realtime.HistoryQuery{ConvID: conv, Direction: realtime.Newer, Limit: 1000}
+	for {
+		page, err := st.History(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < q.Limit {
+			return all
+		}
+		last := page[len(page)-1]
+		q.Start, q.StartMessageID, q.StartInclusive = last.Timestamp, last.ID, false
 	}
 }
 

@@ -2,10 +2,19 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -56,6 +65,7 @@ type proc struct {
 	out   *lockedBuffer // stdout and stderr
 	url   string        // http://host:port/im
 	root  string        // http://host:port
+	admin string        // the -admin-addr URL, else root
 	ws    string
 	done  chan struct{}
 	start time.Time
@@ -78,7 +88,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var servingLine = regexp.MustCompile(`^leanhub: serving (http://\S+)`)
+var servingLine = regexp.MustCompile(`^leanhub: serving (https?://\S+)(?: \(admin (http://\S+)\))?`)
 
 // leanhubEnv is the test process's environment without LEANHUB_* (a
 // developer's settings must not leak into the tests).
@@ -107,13 +117,13 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
+	lines := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			fmt.Fprintln(p.out, sc.Text())
 			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				lines <- m[1]
+				lines <- m
 			}
 		}
 	}()
@@ -123,10 +133,11 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 		<-p.done
 	})
 	select {
-	case u := <-lines:
-		p.url = u
-		p.root = strings.TrimSuffix(u, "/im")
-		p.ws = "ws" + strings.TrimPrefix(u, "http")
+	case m := <-lines:
+		p.url = m[1]
+		p.root = strings.TrimSuffix(p.url, "/im")
+		p.admin = cmp.Or(m[2], p.root)
+		p.ws = "ws" + strings.TrimPrefix(p.url, "http")
 	case <-p.done:
 		t.Fatalf("leanhub exited at start:\n%s", p.out.String())
 	case <-time.After(30 * time.Second):
@@ -691,5 +702,69 @@ func TestSeveralNodesShareABrokerAndReportItInReadiness(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestServesTLSAndAdminOnItsOwnAddress(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	p := startProc(t, nil, "-db", filepath.Join(dir, "t.db"), "-tls-cert", certFile, "-tls-key", keyFile,
+		"-admin-addr", "127.0.0.1:0", "-drain-delay", "0s")
+	if !strings.HasPrefix(p.url, "https://") || p.admin == p.root {
+		t.Fatalf("serving line: hub %s, admin %s", p.url, p.admin)
+	}
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	res, err := insecure.Get(p.url + "/v1/route?appId=x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "wss://") {
+		t.Fatalf("router over TLS: %s %s", res.Status, body)
+	}
+	if s := status(t, p.admin+"/readyz"); s != 200 {
+		t.Fatalf("admin /readyz = %d", s)
+	}
+	// The public port does not serve the admin endpoints.
+	res, err = insecure.Get(p.root + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("/metrics on the public port: %s, want 404", res.Status)
+	}
+	if code, _ := p.stop(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.out.String())
+	}
+}
+
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

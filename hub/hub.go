@@ -40,7 +40,10 @@
 // after it is durable. Client acks and reads are coalesced in memory and
 // written in batches. Shutdown closes every socket (after a goaway), lets
 // queued work finish and returns when every goroutine the hub started is
-// gone.
+// gone. Behind a load balancer, call Drain first: Ready turns false, new
+// sockets are refused, and the sockets are told to go and closed spread
+// over its deadline. Config.Metrics receives counters and latencies
+// (package metrics/prom exports them to Prometheus).
 //
 // # Several nodes
 //

@@ -209,7 +209,10 @@ func (c *clusterNode) publisher() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		if err := c.b.Publish(ctx, batch); err != nil {
+		start := time.Now()
+		err := c.b.Publish(ctx, batch)
+		c.h.cfg.Metrics.BrokerPublished(len(batch), time.Since(start), err)
+		if err != nil {
 			c.h.log.Error("cluster: publish", "events", len(batch), "err", err)
 		}
 		cancel()
@@ -418,6 +421,7 @@ func (c *clusterNode) apply(ev *cluster.Event) {
 // resync is what a node does when it may have missed events.
 func (c *clusterNode) resync(reason string) {
 	h := c.h
+	h.cfg.Metrics.BrokerResync(reason)
 	h.log.Warn("cluster: events may have been missed; resynchronizing (caches dropped, sockets reconnect)", "reason", reason)
 	h.eng.invalidateAll()
 	c.loadPresence()
@@ -470,9 +474,10 @@ func (c *clusterNode) waitReady() error {
 }
 
 // Ready reports whether the hub serves: for several nodes, once it
-// receives the other nodes' events.
+// receives the other nodes' events; false from the start of Drain or
+// Shutdown on. A readiness probe serves it.
 func (h *Hub) Ready() bool {
-	if h.isClosing() {
+	if h.draining.Load() || h.isClosing() {
 		return false
 	}
 	if h.cl == nil {
@@ -814,6 +819,9 @@ func (h *Hub) elsewhere(clientID string, except *session) bool {
 // conversation's newest.
 func (h *Hub) remoteMessage(ev *cluster.Event) {
 	stored := ev.Kind == cluster.KindMessage
+	if ev.Msg != nil && ev.Msg.Timestamp > 0 {
+		h.cfg.Metrics.BrokerReceived(time.Duration(h.nowMs()-ev.Msg.Timestamp) * time.Millisecond)
+	}
 	if ev.Room {
 		// Chat rooms: the joiners this node hosts, no snapshot needed.
 		m := ev.Msg.Message(ev.Conv)

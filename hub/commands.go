@@ -28,6 +28,7 @@ func (c *conn) dispatch(req *wire.GenericCommand) {
 		}
 	}()
 	cmd := req.GetCmd()
+	h.cfg.Metrics.Command(cmd.String())
 	if !(cmd == wire.CommandType_session && req.GetOp() == wire.OpType_open) {
 		c.waitOpening(req.GetPeerId())
 	}

@@ -152,6 +152,11 @@ type Config struct {
 	// Limits; see Limits.
 	Limits Limits
 
+	// Metrics receives counters and latencies (sockets, logins, commands,
+	// store batches, deliveries, hooks, pushes, the broker). Default
+	// NopMetrics; package metrics/prom implements it on Prometheus.
+	Metrics Metrics
+
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
@@ -393,6 +398,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.Clock == nil {
 		out.Clock = time.Now
+	}
+	if out.Metrics == nil {
+		out.Metrics = NopMetrics{}
 	}
 	return out, nil
 }

@@ -53,6 +53,9 @@ type cursorBuffer struct {
 	e     *engine
 	mu    sync.Mutex
 	moves map[cursorKey]realtime.Cursor
+	// movesSince is when moves last went from empty to not empty: the
+	// age of the oldest move waiting (Metrics.CursorsWritten's lag).
+	movesSince time.Time
 	// writing are the moves of the write in progress: readers see them
 	// until the store has them.
 	writing map[cursorKey]realtime.Cursor
@@ -164,6 +167,9 @@ func (b *cursorBuffer) delivered(conv, client string, ts int64) {
 	}
 	if ts > c.DeliveredAt {
 		c.ConvID, c.ClientID, c.DeliveredAt = conv, client, ts
+		if len(b.moves) == 0 {
+			b.movesSince = time.Now()
+		}
 		b.moves[k] = c
 		b.noteLocked(k, c)
 	}
@@ -181,6 +187,9 @@ func (b *cursorBuffer) read(conv, client string, seq, ts int64, mid string) {
 		c.ReadSeq, c.ReadAt, c.ReadMessageID = seq, ts, mid
 	}
 	c.DeliveredAt = max(c.DeliveredAt, ts)
+	if len(b.moves) == 0 {
+		b.movesSince = time.Now()
+	}
 	b.moves[k] = c
 	b.noteLocked(k, c)
 	b.mu.Unlock()
@@ -280,6 +289,7 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 		return
 	}
 	batch := b.moves
+	since := b.movesSince
 	b.moves = make(map[cursorKey]realtime.Cursor, len(batch))
 	b.writing = batch
 	dropped := b.dropped
@@ -299,12 +309,16 @@ func (b *cursorBuffer) flush(ctx context.Context) {
 	defer b.mu.Unlock()
 	b.writing = nil
 	if err == nil {
+		b.e.h.cfg.Metrics.CursorsWritten(len(list), time.Since(since))
 		b.failures = 0
 		b.written++
 		b.recent[b.written%recentWrites] = batch
 		return
 	}
 	b.failures++
+	if len(b.moves) == 0 || since.Before(b.movesSince) {
+		b.movesSince = since
+	}
 	b.e.h.log.Error("write cursors; will retry", "cursors", len(list), "attempt", b.failures, "err", err)
 	for k, old := range batch {
 		c, ok := b.moves[k]

@@ -30,6 +30,7 @@ func (h *Hub) deliverLocal(from *session, m *realtime.Message, to []string, want
 		targets = slices.DeleteFunc(targets, func(t *session) bool { return !t.admitStored(m) })
 	}
 	h.fanout(directPush(m), targets, nil)
+	h.cfg.Metrics.MessageDelivered(len(targets))
 	if h.cl != nil && len(offline) > 0 {
 		offline = h.cl.remote.offline(offline)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	realtime "github.com/leanhub/realtime"
 )
@@ -79,22 +81,36 @@ func collectHooks(values []any) hookSet {
 func (h *Hub) callHook(ctx context.Context, name string, f func(ctx context.Context) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.HookTimeout)
 	defer cancel()
+	start := time.Now()
 	done := make(chan error, 1)
+	var panicked atomic.Bool
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
+				panicked.Store(true)
 				done <- fmt.Errorf("hook %s panicked: %v", name, r)
 			}
 		}()
 		done <- f(ctx)
 	}()
+	outcome := "ok"
 	select {
 	case err = <-done:
+		var rej *realtime.Rejection
+		var rerr *realtime.Error
+		switch {
+		case panicked.Load():
+			outcome = "panic"
+		case err != nil && !errors.As(err, &rej) && !errors.As(err, &rerr):
+			outcome = "error" // a rejection is the hook's answer, not a failure
+		}
 	case <-ctx.Done():
 		err = fmt.Errorf("hook %s: %w", name, ctx.Err())
+		outcome = "timeout"
 	}
+	h.cfg.Metrics.HookCalled(name, time.Since(start), outcome)
 	return err
 }
 

@@ -40,7 +40,10 @@
 // after it is durable. Client acks and reads are coalesced in memory and
 // written in batches. Shutdown closes every socket (after a goaway), lets
 // queued work finish and returns when every goroutine the hub started is
-// gone.
+// gone. Behind a load balancer, call Drain first: Ready turns false, new
+// sockets are refused, and the sockets are told to go and closed spread
+// over its deadline. Config.Metrics receives counters and latencies
+// (package metrics/prom exports them to Prometheus).
 //
 // # Several nodes
 //
@@ -62,8 +65,10 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 	"google.golang.org/protobuf/proto"
 
@@ -104,6 +109,7 @@ type Hub struct {
 
 	mu           sync.RWMutex
 	conns        map[*conn]struct{}
+	draining     atomic.Bool // Drain began: not Ready, new sockets refused
 	closing      bool
 	shutdownOnce sync.Once
 	shutdownDone chan struct{}
@@ -223,6 +229,86 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Drain takes the hub out of service gently, before Shutdown: Ready turns
+// false at once (a load balancer polling it stops sending new clients),
+// new websockets are refused with 503, and every socket gets a goaway (the
+// SDKs then reconnect, through the load balancer, to another node). The
+// sockets are then closed (with 1001, like Shutdown's) spread over the time
+// ctx leaves, so that the other nodes see a stream of reconnects rather
+// than one storm; Drain returns when every socket is gone, or when ctx is
+// done with the error ctx.Err(). Work already queued is not cut: call
+// Shutdown after Drain to finish it and stop. Calling Drain again only
+// waits again.
+func (h *Hub) Drain(ctx context.Context) error {
+	first := !h.draining.Swap(true)
+	if first {
+		h.mu.RLock()
+		conns := make([]*conn, 0, len(h.conns))
+		for c := range h.conns {
+			conns = append(conns, c)
+		}
+		h.mu.RUnlock()
+		goaway := &wire.GenericCommand{Cmd: wire.CommandType_goaway.Enum(), Service: proto.Int32(2), ServerTs: proto.Int64(h.nowMs())}
+		for _, c := range conns {
+			c.sendCmd(goaway)
+		}
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			h.closeSpread(ctx, conns)
+		}()
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if h.SocketCount() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// closeSpread closes conns over 80% of the time ctx leaves (at once
+// without a deadline), in steps of drainStep.
+func (h *Hub) closeSpread(ctx context.Context, conns []*conn) {
+	const drainStep = 50 * time.Millisecond
+	var window time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		window = time.Until(d) * 8 / 10
+	}
+	steps := max(1, int(window/drainStep))
+	per := (len(conns) + steps - 1) / steps
+	for i := 0; i < len(conns); i += per {
+		for _, c := range conns[i:min(i+per, len(conns))] {
+			c.closeWith(websocket.StatusGoingAway, "server shutting down", closeShutdown)
+		}
+		if i+per >= len(conns) {
+			return
+		}
+		select {
+		case <-time.After(drainStep):
+		case <-ctx.Done():
+			for _, c := range conns[i+per:] {
+				c.closeWith(websocket.StatusGoingAway, "server shutting down", closeShutdown)
+			}
+			return
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
+// SocketCount is the number of websockets open.
+func (h *Hub) SocketCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns)
 }
 
 func (h *Hub) shutdown(ctx context.Context) error {

@@ -66,7 +66,10 @@ func (h *Hub) startPush() {
 			p.template = t
 		}
 	}
-	q, err := push.NewQueue(h.devices, h.cfg.Pusher, &push.QueueOptions{Logger: h.log, Now: h.cfg.Clock})
+	q, err := push.NewQueue(h.devices, h.cfg.Pusher, &push.QueueOptions{Logger: h.log, Now: h.cfg.Clock,
+		OnResult: func(n *realtime.Notification, outcome string) {
+			h.cfg.Metrics.PushResult(string(n.Device.Platform), outcome)
+		}})
 	if err != nil {
 		h.log.Error("push queue", "err", err)
 		return

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"time"
 
 	realtime "github.com/leanhub/realtime"
 	"github.com/leanhub/realtime/internal/cluster"
@@ -203,7 +204,9 @@ func (e *engine) appender() {
 			msgs[i] = j.req.msg
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		start := time.Now()
 		res, err := e.h.store.AppendMessages(ctx, msgs)
+		e.h.cfg.Metrics.MessagesStored(len(msgs), time.Since(start))
 		cancel()
 		if err == nil && len(res) != len(msgs) {
 			err = errShortAppend

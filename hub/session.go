@@ -279,16 +279,16 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	sm := req.GetSessionMessage()
 	clientID := req.GetPeerId()
 	if h.cfg.AppID != "" && req.GetAppId() != h.cfg.AppID {
-		c.sendError(req, realtime.ErrAppNotAvailable.WithDetail("this server serves app %q", h.cfg.AppID))
+		h.refuseLogin(c, req, realtime.ErrAppNotAvailable.WithDetail("this server serves app %q", h.cfg.AppID))
 		return
 	}
 	if !validClientID(clientID) {
-		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("client id must be 1-%d characters without spaces or control characters", maxClientIDLen))
+		h.refuseLogin(c, req, realtime.ErrInvalidLogin.WithDetail("client id must be 1-%d characters without spaces or control characters", maxClientIDLen))
 		return
 	}
 	if h.cl != nil {
 		if err := h.cl.waitReady(); err != nil {
-			c.sendError(req, err)
+			h.refuseLogin(c, req, err)
 			return
 		}
 	}
@@ -298,11 +298,11 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 		return
 	}
 	if !h.limits.allowLogin(c.remoteIP) {
-		c.sendError(req, realtime.ErrRateLimited.WithDetail("too many logins from this address"))
+		h.refuseLogin(c, req, realtime.ErrRateLimited.WithDetail("too many logins from this address"))
 		return
 	}
 	if c.sessionCount() >= h.cfg.Limits.MaxSessionsPerSocket {
-		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("at most %d clients per socket", h.cfg.Limits.MaxSessionsPerSocket))
+		h.refuseLogin(c, req, realtime.ErrInvalidLogin.WithDetail("at most %d clients per socket", h.cfg.Limits.MaxSessionsPerSocket))
 		return
 	}
 	tag, deviceID := sm.GetTag(), sm.GetDeviceId()
@@ -311,7 +311,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	if reconnect && sm.GetSt() != "" {
 		tok, err := h.verifyToken(sm.GetSt(), clientID)
 		if err != nil {
-			c.sendError(req, realtime.ErrSessionTokenExpired)
+			h.refuseLogin(c, req, realtime.ErrSessionTokenExpired)
 			return
 		}
 		tokenOK = true
@@ -326,7 +326,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	// Authenticator sees every open (so a ban takes effect on the next
 	// reconnect).
 	if err := h.authenticate(c, req, clientID, tag, deviceID, reconnect, tokenOK); err != nil {
-		c.sendError(req, err)
+		h.refuseLogin(c, req, err)
 		return
 	}
 
@@ -344,14 +344,14 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	// two racing logins with one <clientId, tag> cannot both stay.
 	var kicked, replaced []*session
 	if h.isClosing() {
-		c.sendError(req, realtime.ErrAppNotAvailable.WithDetail("server shutting down"))
+		h.refuseLogin(c, req, realtime.ErrAppNotAvailable.WithDetail("server shutting down"))
 		return
 	}
 	r := h.reg
 	r.mu.Lock()
 	if len(r.clients[clientID]) >= h.cfg.Limits.MaxSessionsPerClient {
 		r.mu.Unlock()
-		c.sendError(req, realtime.ErrInvalidLogin.WithDetail("at most %d sessions of one client", h.cfg.Limits.MaxSessionsPerClient))
+		h.refuseLogin(c, req, realtime.ErrInvalidLogin.WithDetail("at most %d sessions of one client", h.cfg.Limits.MaxSessionsPerClient))
 		return
 	}
 	for _, o := range slices.Clone(r.clients[clientID]) {
@@ -372,7 +372,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 			}
 			if !tokenOK || o.tag == tag {
 				r.mu.Unlock()
-				c.sendError(req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
+				h.refuseLogin(c, req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
 				return
 			}
 		case tag != "" && o.tag == tag:
@@ -389,7 +389,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 			}
 			if !tokenOK || o.tag == tag {
 				r.mu.Unlock()
-				c.sendError(req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
+				h.refuseLogin(c, req, realtime.ErrSessionConflict.WithDetail("already logged in on another device with tag %q", o.tag))
 				return
 			}
 		}
@@ -401,6 +401,7 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	s.syncing = true
 	s.syncCheck.Store(true)
 	r.addLocked(s)
+	h.cfg.Metrics.SessionOpened()
 	if h.cl != nil {
 		h.cl.opened(s)
 	}
@@ -423,6 +424,12 @@ func (h *Hub) openSession(c *conn, req *wire.GenericCommand, opened func()) {
 	}
 	h.afterLogin(s, sm, reconnect)
 	h.runClientHook(true, &realtime.ClientEvent{ClientID: clientID, Tag: tag, DeviceID: deviceID})
+}
+
+// refuseLogin answers a session open with err and counts the failure.
+func (h *Hub) refuseLogin(c *conn, req *wire.GenericCommand, err error) {
+	h.cfg.Metrics.LoginFailed(realtime.AsError(err).Code)
+	c.sendError(req, err)
 }
 
 // yield ends a session (already unregistered) that a newer one with the
@@ -495,6 +502,7 @@ func (h *Hub) unregisterLocked(s *session) bool {
 	if !h.reg.removeLocked(s) {
 		return false
 	}
+	h.cfg.Metrics.SessionClosed()
 	if h.cl != nil {
 		h.cl.closed(s)
 	}

@@ -142,7 +142,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		OriginPatterns:     h.cfg.AllowedOrigins,
 		CompressionMode:    websocket.CompressionDisabled,
 	}
-	if h.isClosing() {
+	if h.draining.Load() || h.isClosing() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -202,6 +202,7 @@ func (h *Hub) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	h.conns[c] = struct{}{}
 	h.wg.Add(1)
 	h.mu.Unlock()
+	h.cfg.Metrics.SocketOpened()
 	counted = false // serve uncounts it
 	go c.serve()
 }
@@ -218,6 +219,7 @@ func (c *conn) serve() {
 	delete(h.conns, c)
 	h.mu.Unlock()
 	h.limits.closeSocket(c.remoteIP)
+	h.cfg.Metrics.SocketClosed(closeReason(int(c.code), c.reason))
 }
 
 func (c *conn) readLoop() {
@@ -381,6 +383,7 @@ func (c *conn) writeOut() {
 		}
 		o.frames, o.bytes = spare[:0], 0
 		o.mu.Unlock()
+		c.h.cfg.Metrics.OutboundBacklog(len(frames))
 		c.batch.begin()
 		var err error
 		for i, f := range frames {

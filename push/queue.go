@@ -39,6 +39,10 @@ type QueueOptions struct {
 	Now func() time.Time
 	// Logger receives drops and failures; nil means slog.Default().
 	Logger *slog.Logger
+	// OnResult, when set, is told the outcome of every delivery attempt:
+	// "sent", "retried", "failed" (dropped: bad token, permanent error,
+	// too many attempts) or "expired". For metrics; it must not block.
+	OnResult func(n *realtime.Notification, outcome string)
 }
 
 // Queue delivers notifications from a realtime.DeviceStore's durable queue
@@ -238,6 +242,7 @@ func (q *Queue) deliver(ctx context.Context, n *realtime.Notification) {
 	log := q.log.With("notification", n.ID, "client", n.Device.ClientID, "conv", n.ConvID,
 		"platform", string(n.Device.Platform))
 	if n.Expired(q.now()) {
+		q.result(n, "expired")
 		log.Info("push: dropping expired notification", "created", n.CreatedAt)
 		q.complete(ctx, log, n)
 		return
@@ -257,14 +262,17 @@ func (q *Queue) deliver(ctx context.Context, n *realtime.Notification) {
 	defer cancel()
 	switch {
 	case err == nil:
+		q.result(n, "sent")
 		q.complete(ctx, log, n)
 	case errors.Is(err, realtime.ErrBadDeviceToken):
+		q.result(n, "failed")
 		log.Info("push: device token refused; unregistering device", "err", err)
 		if uerr := q.store.UnregisterDevice(ctx, n.Device.Platform, n.Device.Token); uerr != nil {
 			log.Error("push: unregister device", "err", uerr)
 		}
 		q.complete(ctx, log, n)
 	case errors.Is(err, ErrPermanent):
+		q.result(n, "failed")
 		log.Warn("push: dropping notification after permanent failure", "err", err)
 		q.complete(ctx, log, n)
 	case stopping:
@@ -276,19 +284,28 @@ func (q *Queue) deliver(ctx context.Context, n *realtime.Notification) {
 		delay := max(backoff(attempts, q.opts.BaseBackoff, q.opts.MaxBackoff), retryAfter(err))
 		next := now.Add(delay)
 		if q.opts.MaxAttempts > 0 && attempts >= q.opts.MaxAttempts {
+			q.result(n, "failed")
 			log.Warn("push: dropping notification after too many attempts", "attempts", attempts, "err", err)
 			q.complete(ctx, log, n)
 			return
 		}
 		if next.Sub(n.CreatedAt) > realtime.PushValidity {
+			q.result(n, "expired")
 			log.Warn("push: dropping notification that would expire before its retry", "attempts", attempts, "err", err)
 			q.complete(ctx, log, n)
 			return
 		}
+		q.result(n, "retried")
 		log.Warn("push: delivery failed; will retry", "attempts", attempts, "retry_in", delay, "err", err)
 		if rerr := q.store.RetryPush(ctx, n.ID, next); rerr != nil {
 			log.Error("push: record retry", "err", rerr)
 		}
+	}
+}
+
+func (q *Queue) result(n *realtime.Notification, outcome string) {
+	if q.opts.OnResult != nil {
+		q.opts.OnResult(n, outcome)
 	}
 }
 

@@ -302,6 +302,17 @@ func newSQL(ctx context.Context, w, r *bun.DB, opts *Options) (*SQL, error) {
 	return s, nil
 }
 
+// Ping checks that the database answers (one round trip on the writer's
+// pool; for a readiness probe). The schema is migrated by Open and New
+// before they return, so a store that answers is ready.
+func (s *SQL) Ping(ctx context.Context) error {
+	if s.isClosed() {
+		return errors.New("store: closed")
+	}
+	var one int
+	return s.w.NewRaw("SELECT 1").Scan(ctx, &one)
+}
+
 // DB returns the bun.DB the store writes with (for tests and tools).
 func (s *SQL) DB() *bun.DB { return s.w }
 

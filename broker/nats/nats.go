@@ -192,6 +192,10 @@ func (b *Broker) Run(ctx context.Context, r hub.BrokerReceiver) error {
 	return ctx.Err()
 }
 
+// Connected reports whether the NATS connection is up (for a readiness
+// probe; while it reconnects, events are buffered by the client).
+func (b *Broker) Connected() bool { return b.nc.IsConnected() }
+
 // Close closes the connection Connect made (after the hub shut down).
 func (b *Broker) Close() {
 	if b.own {

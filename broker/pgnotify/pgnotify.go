@@ -31,6 +31,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -61,6 +62,8 @@ type Broker struct {
 	origin  string
 	ping    time.Duration
 	keep    time.Duration
+
+	listening atomic.Bool // a listener heard its own ping and is receiving
 }
 
 var _ hub.Broker = (*Broker)(nil)
@@ -128,6 +131,11 @@ var pingData = []byte("ping")
 // pings again.
 const subscribePing = 100 * time.Millisecond
 
+// Connected reports whether the broker's listener is receiving (for a
+// readiness probe): false before it first hears its own ping and while it
+// reconnects.
+func (b *Broker) Connected() bool { return b.listening.Load() }
+
 // Run implements hub.Broker.
 func (b *Broker) Run(ctx context.Context, r hub.BrokerReceiver) error {
 	prune := time.Now()
@@ -152,6 +160,7 @@ func (b *Broker) listen(ctx context.Context, r hub.BrokerReceiver, prune *time.T
 	// Closing the listener is what interrupts a read in progress.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer func() {
+		b.listening.Store(false)
 		stop()
 		ln.Close()
 	}()
@@ -205,6 +214,7 @@ func (b *Broker) listen(ctx context.Context, r hub.BrokerReceiver, prune *time.T
 		if origin == b.origin {
 			if data == string(pingData) && !subscribed {
 				subscribed = true
+				b.listening.Store(true)
 				r.Subscribed()
 				for _, d := range early {
 					r.Receive(d)

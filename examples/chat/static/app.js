@@ -3,6 +3,14 @@
 'use strict';
 
 (function () {
+  // Without the SDK bundle (no local copy and the CDN blocked or offline)
+  // the page would do nothing: say so, and how to fix it.
+  if (typeof AV === 'undefined' || !AV.Realtime) {
+    document.getElementById('sdk-missing').hidden = false;
+    document.getElementById('login-button').disabled = true;
+    console.error('leancloud-realtime SDK bundle not loaded: cd e2e && npm ci, allow the CDN, or -sdk-dir');
+    return;
+  }
   const { Realtime, TextMessage, TypedMessage, RecalledMessage, Event, MessageStatus, messageType, messageField } = AV;
 
   // "Tom is typing..." travels as a custom typed message, sent transient so

@@ -234,6 +234,10 @@ func (v storeView) History(ctx context.Context, q realtime.HistoryQuery) ([]*rea
 	return v.h.store.History(ctx, q)
 }
 
+func (v storeView) AppHistory(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	return v.h.store.AppHistory(ctx, q)
+}
+
 func (v storeView) PatchesSince(ctx context.Context, clientID string, since int64, limit int) ([]*realtime.Message, error) {
 	return v.h.store.PatchesSince(ctx, clientID, since, limit)
 }

@@ -170,6 +170,35 @@ func (h *Hub) Recall(ctx context.Context, convID, msgID string) (*realtime.Messa
 	return h.eng.patch(ctx, patchRequest{system: true, patch: realtime.Patch{ConvID: convID, MessageID: msgID, Recall: true}})
 }
 
+// DeleteConversation removes a conversation with its members, messages
+// and moderation lists, on every node: from the moment it returns, sends
+// to it fail (4401) and it is in no query. Members are not told (as on
+// LeanCloud); their SDKs find out on their next operation on it.
+// ErrConvNotFound when missing.
+func (h *Hub) DeleteConversation(ctx context.Context, convID string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	return h.eng.deleteConversation(ctx, convID)
+}
+
+// DeleteMessage removes a stored message from the server (history,
+// unread sync); clients that have it keep it, as on LeanCloud.
+// ErrMessageNotFound when missing.
+func (h *Hub) DeleteMessage(ctx context.Context, convID, msgID string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	return h.eng.deleteMessage(ctx, convID, msgID)
+}
+
+// AppHistory returns stored messages of every conversation (q.ConvID is
+// ignored; q.From keeps one client's), as realtime.ReadStore.AppHistory.
+func (h *Hub) AppHistory(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	q.Limit = min(max(q.Limit, 0), historyMaxLimit)
+	return h.store.AppHistory(ctx, q)
+}
+
 // History returns stored messages of a conversation (see
 // realtime.HistoryQuery), as the application sees them: no membership
 // check. ErrConvNotFound for a missing conversation.
@@ -337,6 +366,13 @@ func (h *Hub) Unblock(ctx context.Context, convID string, clientIDs []string) er
 // Its sessions get session closed with 4115 (KICKED_BY_APP) and no will
 // message is sent.
 func (h *Hub) Logout(ctx context.Context, clientID string) error {
+	return h.Kick(ctx, clientID, "logged out by the application")
+}
+
+// Kick is Logout with the reason its sessions are told (the detail of
+// session closed 4115), as LeanCloud's REST kick: every session of
+// clientID on every node ends and its session tokens are void.
+func (h *Hub) Kick(ctx context.Context, clientID, reason string) error {
 	if !validClientID(clientID) {
 		return realtime.ErrInvalidLogin.WithDetail("invalid client id %q", clientID)
 	}
@@ -344,11 +380,11 @@ func (h *Hub) Logout(ctx context.Context, clientID string) error {
 		return err
 	}
 	for _, s := range h.reg.sessionsOf(clientID) {
-		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", "logged out by the application", "kicked")
+		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", reason, "kicked")
 	}
 	if h.cl != nil {
 		h.cl.publishKick(&cluster.Kick{Client: clientID, All: true, Code: realtime.CodeKickedByApp,
-			Reason: "KICKED_BY_APP", Detail: "logged out by the application"})
+			Reason: "KICKED_BY_APP", Detail: reason})
 	}
 	return nil
 }

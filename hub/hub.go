@@ -92,6 +92,8 @@ type Hub struct {
 	// syncs admits login syncs (Limits.MaxConcurrentSyncs at once).
 	syncs  chan struct{}
 	limits *limiters
+	// restQuota is the app's bucket of REST message calls.
+	restQuota restBucket
 	// noWill remembers clients known to have no will message, so that a
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the

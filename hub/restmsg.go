@@ -61,6 +61,9 @@ func pushData(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, nil
 	}
 	if raw[0] == '{' {
+		if !isJSONObject(raw) {
+			return nil, badRequest("push_data must be a JSON object or a string")
+		}
 		return raw, nil
 	}
 	var s string

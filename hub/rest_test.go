@@ -38,10 +38,15 @@ type restClient struct {
 }
 
 func newREST(t *testing.T, srv *testServer) *restClient {
+	return restAt(t, srv.URL(), restAppID)
+}
+
+// restAt calls the REST API of the hub mounted at mount.
+func restAt(t *testing.T, mount, appID string) *restClient {
 	h := http.Header{}
-	h.Set("X-LC-Id", restAppID)
+	h.Set("X-LC-Id", appID)
 	h.Set("X-LC-Key", restMasterKey+",master")
-	return &restClient{t: t, base: srv.URL() + "/1.2/rtm", hdr: h}
+	return &restClient{t: t, base: mount + "/1.2/rtm", hdr: h}
 }
 
 // call makes a request and decodes the JSON answer into out (when not
@@ -738,4 +743,70 @@ func TestRESTUnknownRoute(t *testing.T) {
 	rest := newREST(t, srv)
 	rest.fails("GET", "/nope", nil, 404, 404)
 	rest.fails("PATCH", "/conversations", nil, 405, 405)
+}
+
+// TestRESTAcrossNodes: a REST call answered by one node reaches the SDK
+// clients of another, and the other node's caches follow it.
+func TestRESTAcrossNodes(t *testing.T) {
+	eachCluster(t, 2, &hub.Config{MasterKey: restMasterKey}, func(t *testing.T, nodes []*clusterNode) {
+		ctx := ctxT(t)
+		rest := restAt(t, nodes[0].srv.URL+"/im", "cluster")
+		jerry := nodes[1].login(t, "Jerry", lcclient.OpenOptions{})
+		kate := nodes[1].login(t, "Kate", lcclient.OpenOptions{})
+		var c restConv
+		rest.ok("POST", "/conversations", map[string]any{"c": "Tom", "m": []string{"Tom", "Jerry", "Kate"}}, &c)
+		nextConv(t, ctx, jerry, wire.OpType_joined, c.ObjectID)
+
+		var sent sendAnswer
+		rest.ok("POST", "/conversations/"+c.ObjectID+"/messages", map[string]any{"from_client": "Tom", "message": "across"}, &sent)
+		if m, err := jerry.NextMessage(ctx); err != nil || m.ID != sent.ID || m.Data != "across" {
+			t.Fatalf("Jerry on the other node got %+v, %v", m, err)
+		}
+		rest.ok("POST", "/conversations/"+c.ObjectID+"/member-infos", map[string]any{"clientId": "Jerry", "role": "Manager"}, nil)
+		if p := nextConv(t, ctx, kate, wire.OpType_member_info_changed, c.ObjectID); p.GetInfo().GetPid() != "Jerry" {
+			t.Fatalf("Kate saw %v", p)
+		}
+		rest.ok("DELETE", "/conversations/"+c.ObjectID+"/members", map[string]any{"client_ids": []string{"Kate"}}, nil)
+		nextConv(t, ctx, kate, wire.OpType_left, c.ObjectID)
+		// Node 1 sends Kate nothing more of it.
+		rest.ok("POST", "/conversations/"+c.ObjectID+"/messages", map[string]any{"from_client": "Tom", "message": "after"}, nil)
+		if m, err := jerry.NextMessage(ctx); err != nil || m.Data != "after" {
+			t.Fatalf("Jerry: %+v, %v", m, err)
+		}
+		noMore(t, kate, wire.CommandType_direct, "Kate after her removal on the other node")
+
+		// A deletion on node 0: node 1 forgets the conversation (its
+		// cached copy answered the GET above) and refuses Jerry's send.
+		rest1 := restAt(t, nodes[1].srv.URL+"/im", "cluster")
+		rest1.ok("GET", "/conversations/"+c.ObjectID, nil, nil)
+		rest.ok("DELETE", "/conversations/"+c.ObjectID, nil, nil)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if status, _ := rest1.call("GET", "/conversations/"+c.ObjectID, nil, nil); status == http.StatusNotFound {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node 1 still serves a conversation deleted on node 0")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := jerry.SendText(ctx, c.ObjectID, "still there?"); realtime.AsError(err).Code != realtime.CodeInvalidMessagingTarget {
+			t.Fatalf("Jerry's send to the deleted conversation: %v", err)
+		}
+
+		// A kick on node 0 ends Jerry's session on node 1.
+		rest.ok("POST", "/clients/Jerry/kick", map[string]any{"reason": "maintenance"}, nil)
+		for {
+			p, err := jerry.NextOf(ctx, wire.CommandType_session)
+			if err != nil {
+				t.Fatalf("waiting for the kick: %v", err)
+			}
+			if p.GetOp() == wire.OpType_closed {
+				if p.GetSessionMessage().GetCode() != realtime.CodeKickedByApp {
+					t.Fatalf("closed with %v", p.GetSessionMessage())
+				}
+				break
+			}
+		}
+	})
 }

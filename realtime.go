@@ -118,6 +118,12 @@ type Message struct {
 	// message reaches nobody but its sender (a subscriber's message to
 	// the service).
 	To []string
+	// NoSync keeps the message from the sender's own online devices (the
+	// REST API's no_sync): only its recipients get it live. It is a
+	// delivery flag, not stored: stores copy it, like the other input
+	// fields, onto the message AppendMessages returns, and history reads
+	// never have it.
+	NoSync bool
 	// PatchTimestamp is when the message was last edited or recalled; 0 if
 	// never.
 	PatchTimestamp int64

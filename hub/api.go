@@ -34,6 +34,9 @@ type SendOptions struct {
 	// PushData is the push content for offline members (a JSON object), as
 	// a client's pushData.
 	PushData json.RawMessage
+	// NoSync keeps the message from m.From's own online devices (by
+	// default they get it, as any message of their client).
+	NoSync bool
 }
 
 // Send sends a message from the Go side and delivers it like one sent by a
@@ -71,6 +74,7 @@ func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) 
 	msg.ID, msg.Timestamp, msg.Seq = "", 0, 0
 	msg.Transient = o.Transient
 	msg.System = o.System
+	msg.NoSync = o.NoSync
 	type result struct {
 		m   *realtime.Message
 		err error

@@ -345,6 +345,13 @@ func TestRESTMessages(t *testing.T) {
 		if m, err := tc.NextMessage(ctx); err != nil || m.ID != sent.ID {
 			t.Fatalf("Tom's own device got %+v, %v", m, err)
 		}
+		// no_sync: the sender's own devices do not get it.
+		var quiet sendAnswer
+		rest.ok("POST", path, map[string]any{"from_client": tom, "message": "quiet", "transient": true, "no_sync": true}, &quiet)
+		if m, err := jc.NextMessage(ctx); err != nil || m.Data != "quiet" {
+			t.Fatalf("Jerry got %+v, %v", m, err)
+		}
+		noMore(t, tc, wire.CommandType_direct, "Tom's device after a no_sync send")
 		// from_client need not be a member (the application speaks).
 		var botMsg sendAnswer
 		rest.ok("POST", path, map[string]any{"from_client": bot, "message": map[string]any{"_lctype": -1, "_lctext": "beep"}, "mention_all": true}, &botMsg)
@@ -757,11 +764,21 @@ func TestRESTAcrossNodes(t *testing.T) {
 		rest.ok("POST", "/conversations", map[string]any{"c": "Tom", "m": []string{"Tom", "Jerry", "Kate"}}, &c)
 		nextConv(t, ctx, jerry, wire.OpType_joined, c.ObjectID)
 
+		tom := nodes[1].login(t, "Tom", lcclient.OpenOptions{})
 		var sent sendAnswer
 		rest.ok("POST", "/conversations/"+c.ObjectID+"/messages", map[string]any{"from_client": "Tom", "message": "across"}, &sent)
 		if m, err := jerry.NextMessage(ctx); err != nil || m.ID != sent.ID || m.Data != "across" {
 			t.Fatalf("Jerry on the other node got %+v, %v", m, err)
 		}
+		if m, err := tom.NextMessage(ctx); err != nil || m.ID != sent.ID {
+			t.Fatalf("Tom's device on the other node got %+v, %v", m, err)
+		}
+		// no_sync holds on the other node too.
+		rest.ok("POST", "/conversations/"+c.ObjectID+"/messages", map[string]any{"from_client": "Tom", "message": "quiet", "no_sync": true}, &sent)
+		if m, err := jerry.NextMessage(ctx); err != nil || m.ID != sent.ID {
+			t.Fatalf("Jerry got %+v, %v", m, err)
+		}
+		noMore(t, tom, wire.CommandType_direct, "Tom's device on the other node after a no_sync send")
 		rest.ok("POST", "/conversations/"+c.ObjectID+"/member-infos", map[string]any{"clientId": "Jerry", "role": "Manager"}, nil)
 		if p := nextConv(t, ctx, kate, wire.OpType_member_info_changed, c.ObjectID); p.GetInfo().GetPid() != "Jerry" {
 			t.Fatalf("Kate saw %v", p)

@@ -105,7 +105,7 @@ func sendREST(h *Hub, rc *restCall, b *restSendBody, to []string, broadcast bool
 	if broadcast {
 		m.MentionAll, m.MentionPids = false, nil
 	}
-	sent, err := h.Send(rc.ctx, m, &SendOptions{Transient: b.Transient, System: true, PushData: push})
+	sent, err := h.Send(rc.ctx, m, &SendOptions{Transient: b.Transient, System: true, PushData: push, NoSync: b.NoSync})
 	if err != nil {
 		return nil, err
 	}

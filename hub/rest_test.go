@@ -426,6 +426,8 @@ func TestRESTMessages(t *testing.T) {
 			t.Fatalf("history after edit and recall: %+v", ms)
 		}
 		rest.fails("PUT", path+"/nope", map[string]any{"from_client": tom, "message": "x", "timestamp": 1}, 404, realtime.CodeMessageNotFound)
+		rest.fails("PUT", path+"/"+id1, map[string]any{"from_client": jerry, "message": "x", "timestamp": t1}, 404, realtime.CodeMessageNotFound)
+		rest.fails("PUT", path+"/"+id1+"/recall", map[string]any{"from_client": tom, "timestamp": t1 + 1}, 404, realtime.CodeMessageNotFound)
 
 		// Delete a message: gone from history, clients untouched.
 		rest.ok("DELETE", path+"/"+id2+"?from_client="+bot+"&timestamp="+strconv.FormatInt(botMsg.Timestamp, 10), nil, nil)

@@ -146,9 +146,9 @@ func restBroadcast(h *Hub, rc *restCall) (any, error) {
 	return sendREST(h, rc, &b, nil, true)
 }
 
-// restPatchBody is an edit or a recall: from_client and timestamp are
-// LeanCloud's required fields (its messages are keyed by them); here the
-// message id alone names the message.
+// restPatchBody is an edit or a recall: from_client and timestamp, when
+// given, must be the message's (LeanCloud required them: its messages are
+// keyed by them), else 4404.
 type restPatchBody struct {
 	From      string          `json:"from_client"`
 	Message   json.RawMessage `json:"message"`
@@ -167,7 +167,7 @@ func restEdit(h *Hub, rc *restCall) (any, error) {
 	if err := h.allowMessageCall(); err != nil {
 		return nil, err
 	}
-	if _, err := h.Edit(rc.ctx, rc.param("cid"), rc.param("mid"), text, 0, ""); err != nil {
+	if err := patchREST(h, rc, &b, realtime.Patch{Data: text}); err != nil {
 		return nil, err
 	}
 	return map[string]any{}, nil
@@ -181,10 +181,21 @@ func restRecall(h *Hub, rc *restCall) (any, error) {
 	if err := h.allowMessageCall(); err != nil {
 		return nil, err
 	}
-	if _, err := h.Recall(rc.ctx, rc.param("cid"), rc.param("mid")); err != nil {
+	if err := patchREST(h, rc, &b, realtime.Patch{Recall: true}); err != nil {
 		return nil, err
 	}
 	return map[string]any{}, nil
+}
+
+// patchREST edits or recalls as the application (Hub.Edit, Hub.Recall)
+// through the engine's patch path: members online get the patch.
+func patchREST(h *Hub, rc *restCall, b *restPatchBody, p realtime.Patch) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	p.ConvID, p.MessageID = rc.param("cid"), rc.param("mid")
+	_, err := h.eng.patch(rc.ctx, patchRequest{system: true, patch: p, sender: b.From, timestamp: b.Timestamp})
+	return err
 }
 
 // restDeleteMessage removes a message on the server only (clients keep

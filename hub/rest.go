@@ -37,7 +37,7 @@ import (
 // list 20 to a few thousand ids.
 const restBodyMax = 1 << 20
 
-// restError is a REST API error: an HTTP status and LeanCloud's body.
+// restErr is a REST API error of its own: an HTTP status and LeanCloud's body.
 type restErr struct {
 	status int
 	code   int

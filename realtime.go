@@ -118,6 +118,12 @@ type Message struct {
 	// message reaches nobody but its sender (a subscriber's message to
 	// the service).
 	To []string
+	// NoSync keeps the message from the sender's own online devices (the
+	// REST API's no_sync): only its recipients get it live. It is a
+	// delivery flag, not stored: stores copy it, like the other input
+	// fields, onto the message AppendMessages returns, and history reads
+	// never have it.
+	NoSync bool
 	// PatchTimestamp is when the message was last edited or recalled; 0 if
 	// never.
 	PatchTimestamp int64
@@ -258,6 +264,8 @@ type HistoryQuery struct {
 	// Viewer, when set, leaves out messages addressed to other clients
 	// (Message.To) unless Viewer sent them.
 	Viewer string
+	// From, when set, keeps only the messages From sent.
+	From string
 }
 
 // ConversationQuery selects conversations. Zero fields do not filter; the
@@ -331,6 +339,14 @@ type ReadStore interface {
 
 	// History returns stored messages as HistoryQuery documents.
 	History(ctx context.Context, q HistoryQuery) ([]*Message, error)
+
+	// AppHistory is History over every conversation (q.ConvID is
+	// ignored, every other field applies): the application's whole history,
+	// or with q.From one client's messages. Messages are ordered by
+	// (Timestamp, ID), so StartMessageID and EndMessageID page exactly
+	// through messages of different conversations with equal
+	// timestamps. It must be an indexed query, not a scan of messages.
+	AppHistory(ctx context.Context, q HistoryQuery) ([]*Message, error)
 
 	// PatchesSince returns messages of conversations clientID belongs to
 	// whose PatchTimestamp is > since, oldest patch first, at most limit.
@@ -410,6 +426,17 @@ type Store interface {
 	// Implementations batch concurrent calls into one transaction (group
 	// commit).
 	AppendMessages(ctx context.Context, msgs []*Message) ([]AppendResult, error)
+
+	// DeleteConversation removes a conversation with its members and
+	// their cursors, its messages, silenced members and blacklist.
+	// ErrConvNotFound when missing.
+	DeleteConversation(ctx context.Context, convID string) error
+
+	// DeleteMessage removes one stored message. The conversation's head
+	// (Seq, newest timestamp) does not move back: later messages still
+	// get higher ones. ErrMessageNotFound when missing or in another
+	// conversation.
+	DeleteMessage(ctx context.Context, convID, msgID string) error
 
 	// PatchMessage edits or recalls a message and returns it as stored.
 	// ErrMessageNotFound when missing or in another conversation,

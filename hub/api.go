@@ -34,6 +34,9 @@ type SendOptions struct {
 	// PushData is the push content for offline members (a JSON object), as
 	// a client's pushData.
 	PushData json.RawMessage
+	// NoSync keeps the message from m.From's own online devices (by
+	// default they get it, as any message of their client).
+	NoSync bool
 }
 
 // Send sends a message from the Go side and delivers it like one sent by a
@@ -71,6 +74,7 @@ func (h *Hub) Send(ctx context.Context, m *realtime.Message, opts *SendOptions) 
 	msg.ID, msg.Timestamp, msg.Seq = "", 0, 0
 	msg.Transient = o.Transient
 	msg.System = o.System
+	msg.NoSync = o.NoSync
 	type result struct {
 		m   *realtime.Message
 		err error
@@ -170,6 +174,35 @@ func (h *Hub) Recall(ctx context.Context, convID, msgID string) (*realtime.Messa
 	return h.eng.patch(ctx, patchRequest{system: true, patch: realtime.Patch{ConvID: convID, MessageID: msgID, Recall: true}})
 }
 
+// DeleteConversation removes a conversation with its members, messages
+// and moderation lists, on every node: from the moment it returns, sends
+// to it fail (4401) and it is in no query. Members are not told (as on
+// LeanCloud); their SDKs find out on their next operation on it.
+// ErrConvNotFound when missing.
+func (h *Hub) DeleteConversation(ctx context.Context, convID string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	return h.eng.deleteConversation(ctx, convID)
+}
+
+// DeleteMessage removes a stored message from the server (history,
+// unread sync); clients that have it keep it, as on LeanCloud.
+// ErrMessageNotFound when missing.
+func (h *Hub) DeleteMessage(ctx context.Context, convID, msgID string) error {
+	if err := h.stopped(); err != nil {
+		return err
+	}
+	return h.eng.deleteMessage(ctx, convID, msgID)
+}
+
+// AppHistory returns stored messages of every conversation (q.ConvID is
+// ignored; q.From keeps one client's), as realtime.ReadStore.AppHistory.
+func (h *Hub) AppHistory(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	q.Limit = min(max(q.Limit, 0), historyMaxLimit)
+	return h.store.AppHistory(ctx, q)
+}
+
 // History returns stored messages of a conversation (see
 // realtime.HistoryQuery), as the application sees them: no membership
 // check. ErrConvNotFound for a missing conversation.
@@ -232,6 +265,10 @@ func (v storeView) GetMessage(ctx context.Context, convID, msgID string) (*realt
 
 func (v storeView) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
 	return v.h.store.History(ctx, q)
+}
+
+func (v storeView) AppHistory(ctx context.Context, q realtime.HistoryQuery) ([]*realtime.Message, error) {
+	return v.h.store.AppHistory(ctx, q)
 }
 
 func (v storeView) PatchesSince(ctx context.Context, clientID string, since int64, limit int) ([]*realtime.Message, error) {
@@ -333,6 +370,13 @@ func (h *Hub) Unblock(ctx context.Context, convID string, clientIDs []string) er
 // Its sessions get session closed with 4115 (KICKED_BY_APP) and no will
 // message is sent.
 func (h *Hub) Logout(ctx context.Context, clientID string) error {
+	return h.Kick(ctx, clientID, "logged out by the application")
+}
+
+// Kick is Logout with the reason its sessions are told (the detail of
+// session closed 4115), as LeanCloud's REST kick: every session of
+// clientID on every node ends and its session tokens are void.
+func (h *Hub) Kick(ctx context.Context, clientID, reason string) error {
 	if !validClientID(clientID) {
 		return realtime.ErrInvalidLogin.WithDetail("invalid client id %q", clientID)
 	}
@@ -340,11 +384,11 @@ func (h *Hub) Logout(ctx context.Context, clientID string) error {
 		return err
 	}
 	for _, s := range h.reg.sessionsOf(clientID) {
-		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", "logged out by the application", "kicked")
+		h.kick(s, realtime.CodeKickedByApp, "KICKED_BY_APP", reason, "kicked")
 	}
 	if h.cl != nil {
 		h.cl.publishKick(&cluster.Kick{Client: clientID, All: true, Code: realtime.CodeKickedByApp,
-			Reason: "KICKED_BY_APP", Detail: "logged out by the application"})
+			Reason: "KICKED_BY_APP", Detail: reason})
 	}
 	return nil
 }

@@ -25,7 +25,10 @@ type Config struct {
 	// AppKey is checked on REST calls (X-LC-Key) when set.
 	AppKey string
 	// MasterKey, when set with one of the Require*Signature switches,
-	// verifies LeanCloud-compatible HMAC-SHA1 signatures.
+	// verifies LeanCloud-compatible HMAC-SHA1 signatures. It is also the
+	// key of the REST API v2 ({mount}/1.2/rtm/...: X-LC-Key
+	// "{MasterKey},master" or X-LC-Sign); "" turns that API off (every
+	// call answers 401).
 	MasterKey string
 	// RequireLoginSignature refuses session opens without a valid signature
 	// (4102). Needs MasterKey.
@@ -197,6 +200,11 @@ type Limits struct {
 	PatchRate        Rate
 	QueryRate        Rate
 	ReadRate         Rate
+	// RESTMessageRate is one bucket for the whole app shared by the REST
+	// API's message calls (sends, broadcasts, edits, recalls), as
+	// LeanCloud's per-app quota; beyond it they answer HTTP 429 with code
+	// 429. Default 30/s (LeanCloud's 1,800 a minute), burst 300.
+	RESTMessageRate Rate
 	// LoginRate limits session opens per source address (4116; default
 	// 50/s, burst 500: offices and mobile carriers share addresses), and
 	// MaxSocketsPerAddress the sockets open from one address (closed with
@@ -371,6 +379,7 @@ func (c *Config) withDefaults() (Config, error) {
 	rate(&l.PatchRate, 20, 50)
 	rate(&l.QueryRate, 50, 200)
 	rate(&l.ReadRate, 100, 500)
+	rate(&l.RESTMessageRate, 30, 300)
 	rate(&l.LoginRate, 50, 500)
 	if l.MaxSocketsPerAddress <= 0 {
 		l.MaxSocketsPerAddress = 5000

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -320,6 +321,48 @@ func (e *engine) updateConversation(ctx context.Context, a actor, u realtime.Con
 		}
 		return updated, nil
 	})
+}
+
+// deleteConversation removes a conversation in its lane (so it is ordered
+// with its messages: a send queued before it is stored or refused, one
+// after it is refused), forgets it here and on the other nodes.
+func (e *engine) deleteConversation(ctx context.Context, convID string) error {
+	h := e.h
+	_, err := inLane(ctx, e, convID, func(c *convEntry, s *convSnap) (struct{}, error) {
+		sctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+		defer cancel()
+		if err := h.store.DeleteConversation(sctx, convID); err != nil {
+			return struct{}{}, err
+		}
+		c.snap.Store(nil)
+		if s.conv.Transient {
+			h.rooms.clear(convID)
+		}
+		if h.cl != nil {
+			h.cl.publishChanged(convID)
+		}
+		return struct{}{}, nil
+	})
+	if err == nil {
+		if c := e.lookup(convID); c != nil {
+			e.forgetIfIdle(c)
+		}
+	}
+	return err
+}
+
+// deleteMessage removes a stored message in its conversation's lane.
+func (e *engine) deleteMessage(ctx context.Context, convID, msgID string) error {
+	h := e.h
+	_, err := inLane(ctx, e, convID, func(c *convEntry, s *convSnap) (struct{}, error) {
+		sctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+		defer cancel()
+		return struct{}{}, h.store.DeleteMessage(sctx, convID, msgID)
+	})
+	if errors.Is(err, realtime.ErrConvNotFound) {
+		err = realtime.ErrMessageNotFound.WithDetail("no conversation %s", convID)
+	}
+	return err
 }
 
 // updateAttrJSON is the attr JSON of an update made through the Go API.

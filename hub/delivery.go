@@ -15,13 +15,15 @@ import (
 // deliverLocal pushes m to this node's live sessions of its recipients
 // and of its sender (all of them but from; every one when from is nil: a
 // message sent through the Go API, or from another node, reaches every
-// device of its sender). With wantOffline it returns the recipients that
-// have no live session on any node.
+// device of its sender; none with m.NoSync). With wantOffline it returns
+// the recipients that have no live session on any node.
 func (h *Hub) deliverLocal(from *session, m *realtime.Message, to []string, wantOffline bool) (offline []string) {
 	targets, offline := h.reg.sessionsAndOffline(to, m.From, wantOffline)
-	for _, o := range h.reg.sessionsOf(m.From) {
-		if o != from {
-			targets = append(targets, o)
+	if !m.NoSync {
+		for _, o := range h.reg.sessionsOf(m.From) {
+			if o != from {
+				targets = append(targets, o)
+			}
 		}
 	}
 	if m.Seq > 0 {

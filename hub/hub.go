@@ -16,15 +16,19 @@
 //
 // Endpoints under the mount prefix: GET /v1/route (the SDK's router), the
 // websocket (any path, on an Upgrade request; the router answers with
-// {prefix}/ws), GET /1.1/rtm/notifications (the SDK's reconnect call) and
-// POST/DELETE /1.1/rtm/devices (push devices).
+// {prefix}/ws), GET /1.1/rtm/notifications (the SDK's reconnect call),
+// POST/DELETE /1.1/rtm/devices (push devices), and, with
+// Config.MasterKey, LeanCloud's IM REST API v2 for the app's backend under
+// /1.2/rtm (conversations, chatrooms, service-conversations, clients,
+// messages: see the README's "REST API"), whose calls go through the same
+// engine as the SDKs' commands.
 //
 // # One engine
 //
 // Every change to a conversation — a message, an edit or recall, a member
 // change, an update, a cursor move — goes through one engine operation,
 // whether a websocket command, the Go API (Hub.Send, Hub.CreateConversation,
-// Hub.AddMembers, ...) or another node asks for it: the same checks, hooks,
+// Hub.AddMembers, ...), the REST API or another node asks for it: the same checks, hooks,
 // store writes, cache updates and notifications. The store is the truth and
 // the hub caches what it reads, so write through the Hub, never to the Store
 // behind it: Hub.Store hands out a read-only view for that reason.
@@ -97,6 +101,8 @@ type Hub struct {
 	// syncs admits login syncs (Limits.MaxConcurrentSyncs at once).
 	syncs  chan struct{}
 	limits *limiters
+	// restQuota is the app's bucket of REST message calls.
+	restQuota restBucket
 	// noWill remembers clients known to have no will message, so that a
 	// dropped socket costs no store write for the (many) clients that never
 	// set one. SetWill removes the client; a restart forgets (and checks the

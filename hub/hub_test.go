@@ -385,7 +385,7 @@ func TestMountedEveryWay(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := ctxT(t)
 			st := backends(t)["sqlite"](t)
-			h, err := hub.New(st, nil)
+			h, err := hub.New(st, &hub.Config{MasterKey: "mk"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -412,6 +412,20 @@ func TestMountedEveryWay(t *testing.T) {
 			res.Body.Close()
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("REST route under %s: %d", tc.name, res.StatusCode)
+			}
+			// The REST API v2, nested routes included.
+			for _, p := range []string{"/1.2/rtm/all-conversations", "/1.2/rtm/clients/x/unread-count"} {
+				req, _ := http.NewRequest("GET", srv.URL+prefix+p, nil)
+				req.Header.Set("X-LC-Id", "x")
+				req.Header.Set("X-LC-Key", "mk,master")
+				res, err = http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("REST API v2 %s under %s: %d", p, tc.name, res.StatusCode)
+				}
 			}
 			login := func(id string) *lcclient.Client {
 				c, err := lcclient.Dial(ctx, route.Server)

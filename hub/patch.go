@@ -16,6 +16,11 @@ type patchRequest struct {
 	client string   // who asks (the sender, unless system)
 	system bool     // the application edits: no ownership check, no DisableEdit
 	patch  realtime.Patch
+	// sender and timestamp, when set, must be the message's (the REST
+	// API names a message by its sender, timestamp and id, as LeanCloud
+	// did): otherwise the message is not found.
+	sender    string
+	timestamp int64
 }
 
 // patch is the one path of every edit and recall: the checks (switches,
@@ -73,6 +78,9 @@ func (e *engine) patchInLane(s *convSnap, r patchRequest) (*realtime.Message, er
 	orig, err := h.store.GetMessage(ctx, s.conv.ID, p.MessageID)
 	if err != nil {
 		return nil, err
+	}
+	if (r.sender != "" && orig.From != r.sender) || (r.timestamp != 0 && orig.Timestamp != r.timestamp) {
+		return nil, realtime.ErrMessageNotFound.WithDetail("no message %s from %s at %d", p.MessageID, r.sender, r.timestamp)
 	}
 	if !r.system {
 		if orig.From != r.client {

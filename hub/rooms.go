@@ -80,3 +80,12 @@ func (r *rooms) count(convID string) int {
 	defer r.mu.RUnlock()
 	return len(r.members[convID])
 }
+
+// clear empties a room (it was deleted).
+func (r *rooms) clear(convID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.members[convID] {
+		r.leaveLocked(convID, id)
+	}
+}

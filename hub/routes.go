@@ -19,6 +19,7 @@ func (h *Hub) routes() *chi.Mux {
 	r.Post("/1.1/rtm/sign", h.serveSign)
 	r.Get("/1.1/classes/_ConversationMemberInfo", h.serveMemberInfo)
 	r.Delete("/1.1/rtm/devices", h.serveUnregisterDevice)
+	r.Route("/1.2/rtm", h.restRoutes)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"code": 404, "error": "not found"})
 	})

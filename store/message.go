@@ -75,6 +75,10 @@ func (s *SQL) History(ctx context.Context, q realtime.HistoryQuery) ([]*realtime
 	if q.ReceiptOnly {
 		where = append(where, "m.receipt") // the messages_receipt partial index
 	}
+	if q.From != "" {
+		where = append(where, "m.from_id = ?")
+		args = append(args, q.From)
+	}
 	if q.Viewer != "" {
 		// Messages addressed to some members: the JSON array holds the
 		// viewer's id as a quoted JSON string.

@@ -170,6 +170,13 @@ var migrations = []migration{
 			created_at BIGINT NOT NULL
 		)`,
 	}},
+	{9, []string{
+		// The REST API's app-wide history (GET /rtm/messages) and a
+		// client's messages (GET /rtm/clients/{id}/messages), newest
+		// first without scanning every message.
+		`CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts)`,
+		`CREATE INDEX IF NOT EXISTS messages_from_ts ON messages (from_id, ts)`,
+	}},
 	{3, []string{
 		// Conversation queries (query.go) that no member condition
 		// narrows: by name (byte order, as queries compare it), by

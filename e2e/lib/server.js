@@ -113,8 +113,10 @@ let appSeq = 0;
  * @param {string[]} [opts.args] extra command-line flags for the app
  * @param {string} [opts.binary] which Go main to run: 'chat' (examples/chat, the default) or
  *   'testserver' (e2e/testserver: test hooks and POST /sign)
+ * @param {string} [opts.masterKey] passed as -master-key (turns on the REST API v2) and
+ *   returned as masterKey
  */
-async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: fixedAppId, appIdFlag = true } = {}) {
+async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: fixedAppId, appIdFlag = true, masterKey } = {}) {
   appSeq += 1;
   // One Realtime per appId per process in SDK 5.x: every server in a process gets its own id.
   const appId = fixedAppId || process.env.E2E_APP_ID || `e2e${RUN_ID}${process.pid}x${appSeq}`;
@@ -123,7 +125,8 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: f
     const base = (process.env.E2E_SERVER_URL || '').replace(/\/+$/, '');
     if (!base) throw new Error('db "external" needs E2E_SERVER_URL');
     return {
-      base, imServer: base + '/im', appId, appKey, backend: 'external', logs: () => '', stop: async () => {},
+      base, imServer: base + '/im', appId, appKey, masterKey: process.env.E2E_MASTER_KEY || masterKey,
+      backend: 'external', logs: () => '', stop: async () => {},
     };
   }
 
@@ -138,7 +141,8 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: f
     throw new Error(`unknown db ${db}`);
   }
 
-  const argv = ['-addr', '127.0.0.1:0', '-db', dbArg, ...(appIdFlag ? ['-app-id', appId] : []), ...args];
+  const argv = ['-addr', '127.0.0.1:0', '-db', dbArg, ...(appIdFlag ? ['-app-id', appId] : []),
+    ...(masterKey ? ['-master-key', masterKey] : []), ...args];
   const child = spawn(bin, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const append = chunk => {
@@ -184,6 +188,7 @@ async function startServer({ db = 'sqlite', args = [], binary = 'chat', appId: f
     imServer: base + '/im',
     appId,
     appKey,
+    masterKey,
     backend: db,
     dir,
     logs: () => output,

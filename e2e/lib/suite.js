@@ -20,7 +20,7 @@ const T = { timeout: Number(process.env.E2E_TEST_TIMEOUT_MS || 30000) };
  *   group cannot run against E2E_SERVER_URL, sdks: ['sdk4'] to declare the group only for
  *   the SDKs that have the feature (e.g. 4.x pushOfflineMessages), cluster: true to run the
  *   group on several nodes too (E2E_NODES > 1: only such groups run, on PostgreSQL, with the
- *   clients spread over the nodes)}
+ *   clients spread over the nodes), masterKey: start the app with -master-key (the REST API v2)}
  * @param {(ctx: object) => void} body declares the tests; called once per group with ctx.sdk
  *   ('sdk4' | 'sdk5') and ctx.SDK (that SDK's module: TextMessage, RecalledMessage, ...) set;
  *   ctx.server, ctx.realtime are filled in before(); ctx.login(id, opts), ctx.child(opts).
@@ -99,7 +99,7 @@ function eachBackend(title, opts, body) {
           return;
         }
         before(async () => {
-          const server = await startServer({ db: backend.name, args: opts.args || [], binary: opts.binary });
+          const server = await startServer({ db: backend.name, args: opts.args || [], binary: opts.binary, masterKey: opts.masterKey });
           server.sdk = sdk.name;
           server.sdkServer = server.imServer;
           ctx.server = server;

@@ -46,6 +46,7 @@ type options struct {
 	db       string
 	appID    string
 	appKey   string
+	master   string
 	keywords string
 	sdkDir   string
 	broker   string
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.db, "db", "chat.db", "SQLite file path, or a postgres:// URL")
 	fs.StringVar(&o.appID, "app-id", "", `LeanCloud app id the hub serves; it refuses others (default: accept any app id; the page uses "chat-example")`)
 	fs.StringVar(&o.appKey, "app-key", "", "LeanCloud app key handed to the page")
+	fs.StringVar(&o.master, "master-key", "", "LeanCloud master key: turns on the REST API v2 at /im/1.2/rtm for backends (X-LC-Key: {key},master); never handed to the page (default: REST API off)")
 	fs.StringVar(&o.keywords, "keywords", "", `file of words to filter, one per line (default: the built-in list "badword")`)
 	fs.StringVar(&o.sdkDir, "sdk-dir", "", "folder holding im-browser.min.js (default: look in ./e2e/node_modules and ./node_modules, else use a CDN)")
 	fs.StringVar(&o.broker, "broker", "", "join the other processes on this database: nats://host:4222 (NATS), or postgres (LISTEN/NOTIFY on -db); default: a single node")
@@ -125,6 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		NodeLease: opts.lease,
 		AppID:     opts.appID,
 		AppKey:    opts.appKey,
+		MasterKey: opts.master,
 		Logger:    logger,
 		Hooks:     []any{filter},
 		// A logging pusher stands in for APNs/FCM. Browsers register no

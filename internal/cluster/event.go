@@ -85,6 +85,7 @@ type Msg struct {
 	Receipt     bool     `json:"rc,omitempty"`
 	Transient   bool     `json:"tr,omitempty"`
 	System      bool     `json:"sy,omitempty"`
+	NoSync      bool     `json:"ns,omitempty"`
 	// To distinguishes nil (every member) from empty (nobody): it is
 	// always encoded, null when nil.
 	To             []string `json:"to"`
@@ -147,14 +148,14 @@ type Session struct {
 func FromMessage(m *realtime.Message) *Msg {
 	return &Msg{ID: m.ID, From: m.From, Data: m.Data, Binary: m.Binary, Timestamp: m.Timestamp, Seq: m.Seq,
 		MentionAll: m.MentionAll, MentionPids: m.MentionPids, Receipt: m.Receipt, Transient: m.Transient,
-		System: m.System, To: m.To, PatchTimestamp: m.PatchTimestamp}
+		System: m.System, NoSync: m.NoSync, To: m.To, PatchTimestamp: m.PatchTimestamp}
 }
 
 // Message is the message of conversation convID.
 func (m *Msg) Message(convID string) *realtime.Message {
 	return &realtime.Message{ID: m.ID, ConvID: convID, From: m.From, Data: m.Data, Binary: m.Binary,
 		Timestamp: m.Timestamp, Seq: m.Seq, MentionAll: m.MentionAll, MentionPids: m.MentionPids,
-		Receipt: m.Receipt, Transient: m.Transient, System: m.System, To: m.To, PatchTimestamp: m.PatchTimestamp}
+		Receipt: m.Receipt, Transient: m.Transient, System: m.System, NoSync: m.NoSync, To: m.To, PatchTimestamp: m.PatchTimestamp}
 }
 
 // Encode returns ev's encoding.

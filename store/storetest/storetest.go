@@ -63,6 +63,9 @@ func Run(t *testing.T, newStore func(t *testing.T) realtime.Store) {
 		{"ReceiptHistory", testReceiptHistory},
 		{"Unread", testUnread},
 		{"Wills", testWills},
+		{"DeleteConversation", testDeleteConversation},
+		{"DeleteMessage", testDeleteMessage},
+		{"AppHistory", testAppHistory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

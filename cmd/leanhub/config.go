@@ -28,7 +28,7 @@ func envName(flagName string) string {
 // (a command line is visible to every user of the machine); each also has a
 // -NAME-file flag.
 var secrets = []struct{ name, usage string }{
-	{"master-key", "LeanCloud master key: verifies signatures, signs session tokens"},
+	{"master-key", "LeanCloud master key: turns on the REST API ({prefix}/1.2/rtm), verifies signatures, signs session tokens"},
 	{"session-secret", "key that signs session tokens (default: derived from the master key, or the app id when nothing needs a signature)"},
 	{"apns-key", "APNs token-auth signing key (.p8 PEM)"},
 	{"fcm-service-account", "FCM v1 service account JSON"},

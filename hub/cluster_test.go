@@ -668,6 +668,14 @@ func TestClusterNodeResynchronizesAfterLosingItsBroker(t *testing.T) {
 	if code := jerry.CloseStatus(); code != 1012 {
 		t.Fatalf("close code %d, want 1012 (service restart: reconnect)", code)
 	}
+	// Node a lost its listener too: it resynchronizes as well (maybe
+	// later than b), closing Tom's socket. Logging in again before that
+	// would be cut by it.
+	select {
+	case <-tom.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tom's socket stayed open on a node that lost its broker connection")
+	}
 	// The SDKs reconnect; the nodes deliver across again.
 	waitReady(t, a)
 	waitReady(t, b)

@@ -135,15 +135,20 @@ func runFlood(ctx context.Context, e *env) error {
 	}
 	start := time.Now()
 	err = e.phase(ctx, "flood", nil, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, cfg.FloodFor)
+		// The flood's end is a flag, not a context: a websocket write cut
+		// by its context closes the socket.
+		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		var over atomic.Bool
+		stop := time.AfterFunc(cfg.FloodFor, func() { over.Store(true) })
+		defer stop.Stop()
 		var wg sync.WaitGroup
 		var closed sync.Once
 		for _, family := range FloodFamilies {
 			count := out.Families[family]
 			for range cfg.FloodWorkers {
 				wg.Go(func() {
-					for ctx.Err() == nil {
+					for !over.Load() && ctx.Err() == nil {
 						count.sent.Add(1)
 						res, err := me.Request(ctx, request(family))
 						if a := res.GetAckMessage(); err == nil && a != nil && a.Code != nil {

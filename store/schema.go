@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // migration is one schema step. Steps are applied in order, each once, and
@@ -248,6 +250,29 @@ func (s *SQL) ddl(stmt string) string {
 // transaction-scoped advisory lock; on SQLite it runs in one BEGIN
 // IMMEDIATE transaction, which excludes other writers.
 func (s *SQL) migrate(ctx context.Context) error {
+	// SQLite answers SQLITE_BUSY at once, without waiting out the busy
+	// timeout, where waiting could deadlock: two processes opening a new
+	// file together and both switching it to WAL. Such a run is retried.
+	for attempt := 1; ; attempt++ {
+		err := s.migrateOnce(ctx)
+		if err == nil || s.pg || !sqliteBusy(err) || attempt == 50 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy reports whether err is SQLite's SQLITE_BUSY (5).
+func sqliteBusy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == 5
+}
+
+func (s *SQL) migrateOnce(ctx context.Context) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)

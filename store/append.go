@@ -265,6 +265,7 @@ func (s *SQL) commit(batch []*appendReq) int {
 			}
 			break
 		}
+		s.retries.Add(1)
 		if attempt == 0 {
 			// A wrong guess of the cache, a retried send, or a conflict
 			// with another process; the retry reads everything (on
@@ -861,6 +862,7 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 		// in pages that are cached: tell the planner, or it prefers
 		// hashing a scan of a small table to a few dozen index probes.
 		add(-1, "", "SET LOCAL random_page_cost = 1.1")
+		s.lockStmts(add, p)
 	}
 
 	if len(p.inserts) > 0 {
@@ -892,6 +894,40 @@ func (s *SQL) writeStmts(p *batchPlan) []writeStmt {
 		}
 	}
 	return stmts
+}
+
+// lockStmts adds, first in a PostgreSQL batch, the row locks its updates
+// will take, in one global order: the batch's conversations by id, then
+// the member rows of those conversations (heads, senders, mentions) and of
+// its cursor moves by (conversation, client). The updates' own order
+// follows their join plans; two nodes' batches meeting in one group (one
+// node appending, another writing its members' acks) took the same rows in
+// different orders and deadlocked, each costing a deadlock_timeout.
+func (s *SQL) lockStmts(add func(rows int, what, q string, args ...any), p *batchPlan) {
+	convIDs := make([]string, 0, len(p.convs))
+	for _, c := range p.convs {
+		convIDs = append(convIDs, c.row.ID)
+	}
+	if len(convIDs) > 0 {
+		add(-1, "", "SELECT count(*) FROM (SELECT 1 FROM conversations WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE) l", pgdialect.Array(convIDs))
+	}
+	keys := sortedKeys(p.moves)
+	cs, cl := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		cs[i], cl[i] = k.conv, k.client
+	}
+	switch {
+	case len(convIDs) > 0 && len(keys) > 0:
+		add(-1, "", "SELECT count(*) FROM (SELECT 1 FROM members WHERE conv_id = ANY(?::text[]) "+
+			"OR (conv_id, client_id) IN (SELECT * FROM unnest(?::text[], ?::text[])) ORDER BY conv_id, client_id FOR UPDATE) l",
+			pgdialect.Array(convIDs), pgdialect.Array(cs), pgdialect.Array(cl))
+	case len(convIDs) > 0:
+		add(-1, "", "SELECT count(*) FROM (SELECT 1 FROM members WHERE conv_id = ANY(?::text[]) ORDER BY conv_id, client_id FOR UPDATE) l",
+			pgdialect.Array(convIDs))
+	case len(keys) > 0:
+		add(-1, "", "SELECT count(*) FROM (SELECT 1 FROM members WHERE (conv_id, client_id) IN (SELECT * FROM unnest(?::text[], ?::text[])) "+
+			"ORDER BY conv_id, client_id FOR UPDATE) l", pgdialect.Array(cs), pgdialect.Array(cl))
+	}
 }
 
 // appendStmts adds the statements that store the plan's messages: the

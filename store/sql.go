@@ -116,6 +116,7 @@ type SQL struct {
 	closeErr   error
 
 	batches, batchedMsgs atomic.Int64
+	retries              atomic.Int64
 	inflight             atomic.Int64 // AppendMessages calls in progress
 
 	ann atomic.Pointer[announcer] // set by Announce
@@ -133,12 +134,15 @@ type SQL struct {
 type Stats struct {
 	Batches  int64 // group-commit transactions written
 	Messages int64 // messages (stored or duplicate) answered by them
+	// Failures counts batch writes that failed and were tried again (or
+	// given up): a conflict with another process, a deadlock, an outage.
+	Failures int64
 }
 
 // Stats returns the append writer's counters; Messages/Batches is the mean
 // group-commit batch size.
 func (s *SQL) Stats() Stats {
-	return Stats{Batches: s.batches.Load(), Messages: s.batchedMsgs.Load()}
+	return Stats{Batches: s.batches.Load(), Messages: s.batchedMsgs.Load(), Failures: s.retries.Load()}
 }
 
 var (

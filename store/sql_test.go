@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -141,5 +142,67 @@ func TestSQLitePathWithHashAndPercent(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
 		t.Error("the path was cut at '#'")
+	}
+}
+
+// Two processes on one PostgreSQL database meeting in one group, one
+// appending (which moves every member row's conv_seq) and the other
+// writing its members' acks, take the rows in one order: no batch of
+// either fails (a deadlock failed them and cost a deadlock_timeout each).
+func TestPostgresAppendAndCursorsOfAnotherProcessDoNotDeadlock(t *testing.T) {
+	dsn := pgDSN(t)
+	ctx := context.Background()
+	open := func() *store.SQL {
+		s, err := store.Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	members := []string{"sender"}
+	for i := range 300 {
+		members = append(members, fmt.Sprintf("m%03d", i))
+	}
+	c, _, err := a.CreateConversation(ctx, &realtime.Conversation{Members: members})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	acks := make(chan error, 1)
+	go func() {
+		defer close(acks)
+		for ts := int64(1); ; ts++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			cs := make([]realtime.Cursor, 0, len(members)-1)
+			for i := len(members) - 1; i > 0; i-- { // the reverse of the members' order
+				cs = append(cs, realtime.Cursor{ConvID: c.ID, ClientID: members[i], DeliveredAt: ts})
+			}
+			if err := b.UpdateCursors(ctx, cs); err != nil {
+				acks <- err
+				return
+			}
+		}
+	}()
+	for i := range 150 {
+		res, err := a.AppendMessages(ctx, []*realtime.Message{{ConvID: c.ID, From: "sender", Data: fmt.Sprint(i)}})
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	close(done)
+	if err := <-acks; err != nil {
+		t.Fatalf("cursor write: %v", err)
+	}
+	if fa, fb := a.Stats().Failures, b.Stats().Failures; fa != 0 || fb != 0 {
+		t.Fatalf("batch writes failed and were retried: %d appending, %d writing cursors (deadlocks?)", fa, fb)
 	}
 }

@@ -50,6 +50,11 @@ type Conversation struct {
 	// muteMembers), with when that ends (zero: until unsilenced). Filled
 	// by GetConversation.
 	Silenced map[string]time.Time
+	// JoinedAt is when each member joined (Unix ms, the latest join).
+	// Filled by GetConversation; a store that leaves it nil is fine (with
+	// several nodes, a member who joined after a message that reaches a
+	// node late may then get it).
+	JoinedAt map[string]int64
 }
 
 // MemberRole is a member's standing in a conversation (LeanCloud's

@@ -869,6 +869,17 @@ func (h *Hub) remoteMessage(ev *cluster.Event) {
 		} else if s.conv.Transient {
 			to = intersect(h.rooms.list(s.conv.ID), to)
 		}
+		if stored && len(s.recentJoins) > 0 {
+			// The snapshot may be newer than the message (it reached this
+			// node late): who joined after it does not get it.
+			kept := make([]string, 0, len(to))
+			for _, id := range to {
+				if !s.joinedAfter(id, m.Timestamp) {
+					kept = append(kept, id)
+				}
+			}
+			to = kept
+		}
 		h.deliverLocal(nil, m, without(to, m.From), false)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,9 +35,61 @@ const natsEnv = "REALTIME_TEST_NATS_URL"
 // clusterNode is one hub of a test deployment, on its own store (as a
 // process of its own would be), on a real socket.
 type clusterNode struct {
-	h   *hub.Hub
-	st  *store.SQL
-	srv *httptest.Server
+	h    *hub.Hub
+	st   *store.SQL
+	srv  *httptest.Server
+	gate *gate // holds back what the node receives, while closed
+}
+
+// gate holds back the events a node receives while closed and hands them
+// over, in order, when opened: a node that hears of things late.
+type gate struct {
+	mu   sync.Mutex
+	shut bool
+	held [][]byte
+	r    hub.BrokerReceiver
+}
+
+func (g *gate) close() { g.mu.Lock(); g.shut = true; g.mu.Unlock() }
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = false
+	for _, d := range g.held {
+		g.r.Receive(d)
+	}
+	g.held = nil
+}
+
+func (g *gate) Subscribed()        { g.r.Subscribed() }
+func (g *gate) Lost(reason string) { g.r.Lost(reason) }
+func (g *gate) Receive(data []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.shut {
+		g.held = append(g.held, data)
+		return
+	}
+	g.r.Receive(data)
+}
+
+// gatedBroker passes what its broker receives through a gate.
+type gatedBroker struct {
+	hub.Broker
+	g *gate
+}
+
+func (b *gatedBroker) Run(ctx context.Context, r hub.BrokerReceiver) error {
+	b.g.mu.Lock()
+	b.g.r = r
+	b.g.mu.Unlock()
+	return b.Broker.Run(ctx, b.g)
+}
+
+func (b *gatedBroker) FedByStore() bool {
+	f, ok := b.Broker.(interface{ FedByStore() bool })
+	return ok && f.FedByStore()
 }
 
 func (n *clusterNode) wsURL() string { return "ws" + n.srv.URL[len("http"):] + "/im/ws" }
@@ -159,7 +212,8 @@ func eachCluster(t *testing.T, n int, cfg *hub.Config, f func(t *testing.T, node
 				c.AppID = "cluster"
 				c.SessionSecret = []byte("one key for every node of the test")
 				c.NodeLease = 1500 * time.Millisecond
-				c.Broker = mk(t, st, deployment)
+				g := &gate{}
+				c.Broker = &gatedBroker{Broker: mk(t, st, deployment), g: g}
 				h, err := hub.New(st, &c)
 				if err != nil {
 					t.Fatal(err)
@@ -167,7 +221,7 @@ func eachCluster(t *testing.T, n int, cfg *hub.Config, f func(t *testing.T, node
 				r := chi.NewRouter()
 				r.Mount("/im", h)
 				srv := httptest.NewServer(r)
-				node := &clusterNode{h: h, st: st, srv: srv}
+				node := &clusterNode{h: h, st: st, srv: srv, gate: g}
 				t.Cleanup(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 					defer cancel()
@@ -397,7 +451,11 @@ func TestClusterMembershipAndRooms(t *testing.T) {
 		if _, err := tom.SendText(ctx, group, "without Jerry"); err != nil {
 			t.Fatal(err)
 		}
-		nextMessage(t, spike, "message after the removal")
+		// Spike joined after Jerry's hello: the next message he gets is
+		// this one, even when his node heard of the hello late.
+		if m := nextMessage(t, spike, "message after the removal"); m.Data != text("without Jerry") {
+			t.Fatalf("Spike got %q", m.Data)
+		}
 		noMore(t, jerry, wire.CommandType_direct, "a removed member")
 		if _, err := jerry.SendText(ctx, group, "still here?"); !errors.Is(err, realtime.ErrInvalidTarget) {
 			t.Fatalf("a removed member sent from his node: %v", err)
@@ -419,15 +477,6 @@ func TestClusterMembershipAndRooms(t *testing.T) {
 		}
 		for _, cl := range []*lcclient.Client{jerry, spike} {
 			m := nextMessage(t, cl, "chat room message on another node")
-			for m.ConvID == group {
-				// Seen in loaded CI runs on LISTEN/NOTIFY, not reproduced
-				// alone: a second copy of the group's last message (same
-				// id). Logged, not failed, until it is understood (an open
-				// bug, see the closing note); the chat room is what this
-				// part checks.
-				t.Logf("%s got an extra copy of %s in the group (same message delivered twice)", cl.ClientID, m.ID)
-				m = nextMessage(t, cl, "chat room message on another node")
-			}
 			if m.ConvID != room || m.Data != text("welcome") {
 				t.Fatalf("%s got %+v", cl.ClientID, m)
 			}
@@ -751,4 +800,39 @@ func wantCounted(t *testing.T, c *lcclient.Client, conv string, n int) {
 	if counted+live != n {
 		t.Fatalf("the SDK would count %d (%d in the sync, %d live), want %d", counted+live, counted, live, n)
 	}
+}
+
+// A message that reaches a node after a member it did not go to joined
+// (the node heard of both late, the join first in the store) is not
+// delivered to that member there.
+func TestClusterLateMessageIsNotForMembersWhoJoinedAfterIt(t *testing.T) {
+	eachCluster(t, 2, nil, func(t *testing.T, nodes []*clusterNode) {
+		ctx := ctxT(t)
+		a, b := nodes[0], nodes[1]
+		tom := a.login(t, "Tom", lcclient.OpenOptions{})
+		a.login(t, "Jerry", lcclient.OpenOptions{})
+		spike := b.login(t, "Spike", lcclient.OpenOptions{})
+		waitOnline(t, a, "Spike")
+		group, err := tom.StartConversationWith(ctx, &wire.ConvCommand{M: []string{"Tom", "Jerry"}, Unique: proto.Bool(false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.gate.close()
+		if _, err := tom.SendText(ctx, group, "before Spike"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // later timestamps for the join
+		if _, err := tom.Request(ctx, &wire.GenericCommand{Cmd: wire.CommandType_conv.Enum(), Op: wire.OpType_add.Enum(),
+			PeerId: proto.String("Tom"), ConvMessage: &wire.ConvCommand{Cid: proto.String(group), M: []string{"Spike"}}}); err != nil {
+			t.Fatal(err)
+		}
+		b.gate.open()
+		nextOf(t, spike, wire.CommandType_conv, "Spike invited")
+		if _, err := tom.SendText(ctx, group, "after Spike"); err != nil {
+			t.Fatal(err)
+		}
+		if m := nextMessage(t, spike, "the message after the join"); m.Data != text("after Spike") {
+			t.Fatalf("Spike got %q first: a message sent before he joined", m.Data)
+		}
+	})
 }

@@ -129,6 +129,20 @@ func (e *engine) stop(ctx context.Context) error {
 type convSnap struct {
 	conv    *realtime.Conversation // LastMessage is not kept here
 	members map[string]struct{}
+	// recentJoins are the members who joined within lateWindow of the
+	// load, with when (ms): another node's message that arrives after a
+	// join it preceded is not theirs (see joinedAfter).
+	recentJoins map[string]int64
+}
+
+// lateWindow bounds how late another node's message may arrive and still
+// be kept from members who joined after it.
+const lateWindow = 5 * time.Minute
+
+// joinedAfter reports whether client joined after a message stored at ts.
+func (s *convSnap) joinedAfter(client string, ts int64) bool {
+	j, ok := s.recentJoins[client]
+	return ok && j > ts
 }
 
 func newSnap(c *realtime.Conversation) *convSnap {
@@ -439,6 +453,16 @@ func (c *convEntry) load() (*convSnap, error) {
 		return nil, err
 	}
 	s := newSnap(conv)
+	cut := c.e.h.nowMs() - lateWindow.Milliseconds()
+	for id, at := range conv.JoinedAt {
+		if at > cut {
+			if s.recentJoins == nil {
+				s.recentJoins = map[string]int64{}
+			}
+			s.recentJoins[id] = at
+		}
+	}
+	s.conv.JoinedAt = nil // kept in recentJoins only
 	c.noteHead(conv)
 	c.e.setSnap(c, s)
 	return s, nil

@@ -148,7 +148,7 @@ func (s *SQL) CreateConversation(ctx context.Context, c *realtime.Conversation) 
 		Scan(ctx, &existing); err != nil {
 		return nil, false, fmt.Errorf("store: create conversation: find unique: %w", err)
 	}
-	convs, err := s.fill(ctx, s.w, []convRow{existing}, false)
+	convs, err := s.fill(ctx, s.w, []convRow{existing}, false, false)
 	if err != nil {
 		return nil, false, err
 	}
@@ -157,7 +157,7 @@ func (s *SQL) CreateConversation(ctx context.Context, c *realtime.Conversation) 
 
 // fill turns rows into conversations with members and, if asked, last
 // messages.
-func (s *SQL) fill(ctx context.Context, db bun.IDB, rows []convRow, withLast bool) ([]*realtime.Conversation, error) {
+func (s *SQL) fill(ctx context.Context, db bun.IDB, rows []convRow, withLast, withJoined bool) ([]*realtime.Conversation, error) {
 	if len(rows) == 0 {
 		return []*realtime.Conversation{}, nil
 	}
@@ -172,17 +172,25 @@ func (s *SQL) fill(ctx context.Context, db bun.IDB, rows []convRow, withLast boo
 		}
 	}
 	members := map[string][]string{}
+	joined := map[string]map[string]int64{}
 	if len(ids) > 0 {
 		var ms []struct {
 			ConvID   string `bun:"conv_id"`
 			ClientID string `bun:"client_id"`
+			JoinedAt int64  `bun:"joined_at"`
 		}
-		if err := db.NewRaw("SELECT conv_id, client_id FROM members WHERE conv_id IN (?) ORDER BY conv_id, client_id",
+		if err := db.NewRaw("SELECT conv_id, client_id, joined_at FROM members WHERE conv_id IN (?) ORDER BY conv_id, client_id",
 			bun.In(ids)).Scan(ctx, &ms); err != nil {
 			return nil, fmt.Errorf("store: load members: %w", err)
 		}
 		for _, m := range ms {
 			members[m.ConvID] = append(members[m.ConvID], m.ClientID)
+			if withJoined {
+				if joined[m.ConvID] == nil {
+					joined[m.ConvID] = map[string]int64{}
+				}
+				joined[m.ConvID][m.ClientID] = m.JoinedAt
+			}
 		}
 	}
 	last := map[string]*realtime.Message{}
@@ -196,6 +204,7 @@ func (s *SQL) fill(ctx context.Context, db bun.IDB, rows []convRow, withLast boo
 	out := make([]*realtime.Conversation, len(rows))
 	for i := range rows {
 		out[i] = rows[i].toConv(members[rows[i].ID])
+		out[i].JoinedAt = joined[rows[i].ID]
 		if withLast {
 			out[i].LastMessage = last[rows[i].LastMID]
 		}
@@ -244,7 +253,7 @@ func (s *SQL) GetConversation(ctx context.Context, id string) (*realtime.Convers
 	if err != nil {
 		return nil, err
 	}
-	convs, err := s.fill(ctx, s.r, []convRow{*row}, true)
+	convs, err := s.fill(ctx, s.r, []convRow{*row}, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +286,7 @@ func (s *SQL) QueryConversations(ctx context.Context, q realtime.ConversationQue
 		}
 		return nil, fmt.Errorf("store: query conversations: %w", err)
 	}
-	return s.fill(ctx, s.r, rows, q.WithLastMessage)
+	return s.fill(ctx, s.r, rows, q.WithLastMessage, false)
 }
 
 // QueryTimeout bounds a conversation query on PostgreSQL (its
@@ -496,7 +505,7 @@ func setMemberCount(ctx context.Context, tx bun.Tx, row *convRow, delta int, now
 
 // fillOne returns one conversation row as a Conversation with its members.
 func (s *SQL) fillOne(ctx context.Context, tx bun.Tx, row *convRow) (*realtime.Conversation, error) {
-	convs, err := s.fill(ctx, tx, []convRow{*row}, true)
+	convs, err := s.fill(ctx, tx, []convRow{*row}, true, false)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package hub_test
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/uptrace/bun/driver/pgdriver"
 	"google.golang.org/protobuf/proto"
 
 	realtime "github.com/leanhub/realtime"
@@ -24,6 +22,7 @@ import (
 	"github.com/leanhub/realtime/broker/pgnotify"
 	"github.com/leanhub/realtime/hub"
 	"github.com/leanhub/realtime/internal/lcclient"
+	"github.com/leanhub/realtime/internal/pgtest"
 	"github.com/leanhub/realtime/internal/wire"
 	"github.com/leanhub/realtime/store"
 )
@@ -121,29 +120,20 @@ func (n *clusterNode) dial(t *testing.T, clientID string, o lcclient.OpenOptions
 // t ends), or skips t without PostgreSQL.
 func clusterSchema(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("REALTIME_TEST_POSTGRES_DSN")
+	base := os.Getenv(pgtest.Env)
 	if base == "" {
-		t.Skip("several-node tests skipped: they need PostgreSQL; set REALTIME_TEST_POSTGRES_DSN")
+		t.Skip("several-node tests skipped: they need PostgreSQL; set " + pgtest.Env)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "cluster_" + hex.EncodeToString(b[:])
-	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
+	dsn, drop, err := pgtest.NewSchema(base, "cluster")
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+		if err := drop(); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return dsn
 }
 
 func natsURL(t *testing.T) string {
@@ -377,18 +367,7 @@ func TestClusterMessagesAcrossNodes(t *testing.T) {
 		if err := jerry.Read(ctx, direct, 0); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "read receipt at Tom", func() error {
-			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			p, err := tom.NextOf(rctx, wire.CommandType_rcp)
-			if err != nil {
-				return err
-			}
-			if !p.GetRcpMessage().GetRead() {
-				return errors.New("not a read receipt")
-			}
-			return nil
-		})
+		waitReadReceipt(t, tom, "read receipt at Tom")
 
 		// Online status across nodes.
 		waitOnline(t, b, "Tom", "Spike")
@@ -576,18 +555,7 @@ func TestClusterReconnectAfterReadCountsOnlyNewMessages(t *testing.T) {
 		if err := tom.Read(ctx, conv, m.Timestamp); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "Jerry's read receipt", func() error {
-			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			p, err := jerry.NextOf(rctx, wire.CommandType_rcp)
-			if err != nil {
-				return err
-			}
-			if !p.GetRcpMessage().GetRead() {
-				return errors.New("not a read receipt")
-			}
-			return nil
-		})
+		waitReadReceipt(t, jerry, "Jerry's read receipt")
 		tom.Close()
 		for _, s := range []string{"1", "2", "3"} {
 			jerry.SendText(ctx, conv, "while away "+s)
@@ -748,6 +716,23 @@ func TestClusterNodeResynchronizesAfterLosingItsBroker(t *testing.T) {
 	if m.Data != text("after the cut") {
 		t.Fatalf("Jerry got %+v", m)
 	}
+}
+
+// waitReadReceipt waits for a read receipt at c, skipping delivery ones.
+func waitReadReceipt(t *testing.T, c *lcclient.Client, what string) {
+	t.Helper()
+	eventually(t, what, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p, err := c.NextOf(ctx, wire.CommandType_rcp)
+		if err != nil {
+			return err
+		}
+		if !p.GetRcpMessage().GetRead() {
+			return errors.New("not a read receipt")
+		}
+		return nil
+	})
 }
 
 func waitReady(t *testing.T, n *clusterNode) {

@@ -2,19 +2,15 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/uptrace/bun/driver/pgdriver"
 	"go.uber.org/goleak"
 
 	"github.com/leanhub/realtime"
+	"github.com/leanhub/realtime/internal/pgtest"
 	"github.com/leanhub/realtime/store"
 	"github.com/leanhub/realtime/store/storetest"
 )
@@ -46,28 +42,16 @@ func pgDSN(t testing.TB) string {
 	if base == "" {
 		t.Skipf("PostgreSQL tests skipped: set %s, e.g. %s='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'", pgEnv, pgEnv)
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "rt_test_" + hex.EncodeToString(b[:])
-	admin := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
+	dsn, drop, err := pgtest.NewSchema(base, "rt_test")
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+		if err := drop(); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", pgEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return dsn
 }
 
 func openPG(t testing.TB, opts *store.Options) *store.SQL {
